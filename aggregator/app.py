@@ -1,0 +1,79 @@
+"""The application factory: ``create_app(settings)`` builds everything; nothing at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from aggregator import __version__
+from aggregator.config import Settings
+from aggregator.db import make_engine
+from aggregator.media.storage import LocalStorage
+from aggregator.web.errors import install_error_handlers
+from aggregator.web.middleware import RequestContextMiddleware
+from aggregator.web.routes import ALL_ROUTERS
+from aggregator.web.templating import PACKAGE_DIR, make_templates
+
+log = logging.getLogger(__name__)
+
+
+def make_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The shared client for collectors: the timeouts and redirect cap of DESIGN.md."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, connect=5.0),
+        follow_redirects=True,
+        max_redirects=3,
+        headers={"User-Agent": f"WeRemember/{__version__} (+{settings.public_base_url})"},
+    )
+
+
+def create_app(settings: Settings, *, start_scheduler: bool | None = None) -> FastAPI:
+    """Build the web application for ``settings``; the scheduler runs when enabled."""
+    run_scheduler = settings.scheduler_enabled if start_scheduler is None else start_scheduler
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.http = make_http_client(settings)
+        scheduler = None
+        if run_scheduler:
+            from aggregator.scheduler import start_scheduler as start
+
+            scheduler = await start(app.state)
+        app.state.scheduler = scheduler
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+            await app.state.http.aclose()
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="We Remember",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.effective_database_url)
+    app.state.storage = LocalStorage(settings.effective_media_dir)
+    app.state.templates = make_templates()
+    app.state.secret_key = settings.effective_secret_key()
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, settings=settings)
+    app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
+    for router in ALL_ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Uvicorn factory: the app for ``Settings()`` read from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,1 @@
+"""Domain services: keyword-only functions taking ``session``; each owns its commit."""

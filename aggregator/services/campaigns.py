@@ -1,0 +1,141 @@
+"""Campaigns and sources: creation with validation, and texts in a visitor's language."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from aggregator.errors import InvalidInput, NotFound
+from aggregator.models import CONSENT_SCOPES, Campaign, ModerationMode, Source
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+HASHTAG_RE = re.compile(r"^\w{1,100}$")
+SOURCE_KINDS = ("mastodon", "bluesky", "rss", "telegram")
+
+DEFAULT_CONSENT = {
+    "projection": "My photo may be shown at commemorative events.",
+    "web": "My photo may appear in the public online gallery.",
+    "archive": "My photo may be kept in the memorial's archive.",
+}
+
+
+@dataclass(frozen=True)
+class CampaignText:
+    """A campaign's texts resolved for one language (falling back to the defaults)."""
+
+    name: str
+    description: str
+    sign_text: str
+    consent: dict[str, str]
+
+
+def localized(campaign: Campaign, lang: str) -> CampaignText:
+    """The campaign's name, description, sign text and consent wording in ``lang``."""
+    own: dict[str, Any] = (campaign.translations or {}).get(lang) or {}
+    consent = {**DEFAULT_CONSENT, **(campaign.consent_texts or {}), **(own.get("consent") or {})}
+    return CampaignText(
+        name=own.get("name") or campaign.name,
+        description=own.get("description") or campaign.description,
+        sign_text=own.get("sign_text") or campaign.sign_text,
+        consent={scope: consent[scope] for scope in CONSENT_SCOPES},
+    )
+
+
+def normalize_hashtag(tag: str) -> str:
+    """``#WeRemember`` → ``weremember``; raises InvalidInput for anything that is not a tag."""
+    cleaned = tag.strip().lstrip("#").casefold()
+    if not HASHTAG_RE.match(cleaned):
+        raise InvalidInput(f"Not a hashtag: {tag!r}", field="hashtags")
+    return cleaned
+
+
+def create_campaign(
+    *,
+    session: Session,
+    slug: str,
+    name: str,
+    hashtags: list[str],
+    description: str = "",
+    sign_text: str = "We Remember",
+    languages: list[str] | None = None,
+    translations: dict[str, Any] | None = None,
+    upload_opens_at: datetime | None = None,
+    upload_closes_at: datetime | None = None,
+    moderation_mode: ModerationMode = ModerationMode.manual,
+) -> Campaign:
+    """Create a campaign; slug, name and hashtags are validated."""
+    if not SLUG_RE.match(slug):
+        raise InvalidInput(
+            "The short name may use lower-case letters, digits and dashes (up to 63).",
+            field="slug",
+        )
+    if not name.strip():
+        raise InvalidInput("The campaign needs a name.", field="name")
+    if session.exec(select(Campaign).where(Campaign.slug == slug)).first():
+        raise InvalidInput(f"A campaign with the short name {slug!r} exists.", field="slug")
+    if upload_opens_at and upload_closes_at and upload_closes_at <= upload_opens_at:
+        raise InvalidInput("Uploads must close after they open.", field="upload_closes_at")
+    campaign = Campaign(
+        slug=slug,
+        name=name.strip(),
+        description=description,
+        sign_text=sign_text,
+        hashtags=[normalize_hashtag(t) for t in hashtags],
+        languages=languages or ["en", "ru", "kk"],
+        translations=translations or {},
+        upload_opens_at=upload_opens_at,
+        upload_closes_at=upload_closes_at,
+        moderation_mode=moderation_mode,
+    )
+    session.add(campaign)
+    session.commit()
+    session.refresh(campaign)
+    return campaign
+
+
+def get_campaign(*, session: Session, slug: str) -> Campaign:
+    """The campaign with ``slug``, or NotFound."""
+    campaign = session.exec(select(Campaign).where(Campaign.slug == slug)).first()
+    if campaign is None:
+        raise NotFound(f"There is no campaign {slug!r}.")
+    return campaign
+
+
+def create_source(
+    *,
+    session: Session,
+    campaign: Campaign,
+    kind: str,
+    config: dict[str, Any],
+    interval_seconds: int = 300,
+    name: str = "",
+) -> Source:
+    """Add a collector to a campaign; the kind's required settings are checked here."""
+    if kind not in SOURCE_KINDS:
+        raise InvalidInput(f"Unknown source kind {kind!r}.", field="kind")
+    if not 30 <= interval_seconds <= 86400:
+        raise InvalidInput("The interval must be between 30 s and one day.", field="interval")
+    required = {"mastodon": ("url",), "bluesky": (), "rss": ("url",), "telegram": ("token",)}
+    for key in required[kind]:
+        if not config.get(key):
+            raise InvalidInput(f"A {kind} source needs --{key}.", field=key)
+    url = config.get("url")
+    if url is not None and not re.match(r"^https?://[^\s/]+", str(url)):
+        raise InvalidInput("The URL must start with http:// or https://.", field="url")
+    if config.get("hashtags"):
+        config = {**config, "hashtags": [normalize_hashtag(t) for t in config["hashtags"]]}
+    source = Source(
+        campaign_id=campaign.id,  # type: ignore[arg-type]
+        kind=kind,
+        config=config,
+        interval_seconds=interval_seconds,
+        name=name or f"{kind}: {url or ', '.join(config.get('hashtags') or campaign.hashtags)}",
+    )
+    session.add(source)
+    session.commit()
+    session.refresh(source)
+    return source

@@ -1,0 +1,6 @@
+"""Every router of the web application, in the order they are mounted."""
+
+from aggregator.web.routes.public import router as public_router
+from aggregator.web.routes.system import router as system_router
+
+ALL_ROUTERS = (system_router, public_router)
