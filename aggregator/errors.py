@@ -3,6 +3,7 @@
     AggregatorError                  base; ``code`` is stable, ``message`` is for people
     ├── NotFound                      404
     ├── Gone                          410 (withdrawn or taken down)
+    ├── LoginRequired                 401 (JSON under /api; elsewhere a redirect to /login)
     ├── Forbidden                     403
     ├── Conflict                      409 (e.g. another moderator decided first)
     │   └── InvalidTransition         409 (state machine edge that does not exist)
@@ -41,6 +42,17 @@ class Gone(AggregatorError):
 
     status_code = 410
     code = "gone"
+
+
+class LoginRequired(AggregatorError):
+    """No valid login session; pages redirect to the login form, the API answers 401."""
+
+    status_code = 401
+    code = "login_required"
+
+    def __init__(self, message: str = "Please log in.", *, next_url: str = "/") -> None:
+        super().__init__(message)
+        self.next_url = next_url
 
 
 class Forbidden(AggregatorError):

@@ -74,3 +74,8 @@ def negotiate(
 def locale(lang: str) -> Locale:
     """The Babel locale for dates and numbers."""
     return Locale.parse(lang)
+
+
+def N_(message: str) -> str:
+    """Mark a string for extraction without translating it here (translated when shown)."""
+    return message

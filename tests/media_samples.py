@@ -99,13 +99,13 @@ def oriented(orientation: int, fmt: str = "JPEG", w: int = 64, h: int = 32) -> b
         im = im.transpose(_INVERSE[orientation])
     exif = Image.Exif()
     exif[0x0112] = orientation
-    kw: dict[str, Any] = {"exif": exif}
-    if fmt == "JPEG":
-        kw["quality"] = 95
-    if fmt in ("WEBP", "AVIF"):
-        kw["lossless" if fmt == "WEBP" else "quality"] = True if fmt == "WEBP" else 95
     if fmt == "HEIF":
         return heic(im, exif=exif.tobytes())
+    kw: dict[str, Any] = {"exif": exif}
+    if fmt in ("JPEG", "AVIF"):
+        kw["quality"] = 95
+    elif fmt == "WEBP":
+        kw["lossless"] = True
     return encode(im, fmt, **kw)
 
 
@@ -122,6 +122,22 @@ def photo(w: int = 400, h: int = 300, seed: int = 0) -> Image.Image:
     base = Image.linear_gradient("L").resize((w, h))
     noise = Image.effect_noise((w, h), 20 + seed)
     return Image.merge("RGB", (base, noise, base.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+
+
+def scene(w: int = 400, h: int = 300, seed: int = 0) -> Image.Image:
+    """A picture with large shapes (structure that a perceptual hash can see)."""
+    import random
+
+    from PIL import ImageDraw
+
+    rnd = random.Random(seed)
+    im = Image.new("RGB", (w, h), tuple(rnd.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(im)
+    for _ in range(12):
+        x, y = rnd.randrange(w), rnd.randrange(h)
+        r = rnd.randrange(min(w, h) // 8, min(w, h) // 2)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(rnd.randrange(256) for _ in range(3)))
+    return im
 
 
 def srgb_like_icc(description: bytes = b"test profile", *, swap_red_green: bool = False) -> bytes:
@@ -316,7 +332,7 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
 }
 
 # Other Pillow-writable formats that must all be refused.
-REFUSED_PILLOW_FORMATS = ("TIFF", "BMP", "ICO", "TGA", "PCX", "SGI", "PPM", "QOI", "DDS", "IM")
+REFUSED_PILLOW_FORMATS = ("TIFF", "BMP", "ICO", "TGA", "PCX", "SGI", "PPM", "QOI", "DDS")
 
 
 def refused_format(fmt: str) -> bytes:
@@ -364,5 +380,5 @@ ODD_VALID: dict[str, Callable[[], bytes]] = {
     "rgba.webp": lambda: encode(Image.new("RGBA", (40, 30), (0, 0, 255, 128)), "WEBP"),
     "avif": lambda: encode(photo(), "AVIF", quality=70),
     "heic": lambda: heic(photo()),
-    "mpo_like.jpg": lambda: encode(photo(), "JPEG", quality=50, subsampling=0),
+    "subsampling_444.jpg": lambda: encode(photo(), "JPEG", quality=50, subsampling=0),
 }

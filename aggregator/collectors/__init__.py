@@ -23,7 +23,9 @@ COLLECTORS: dict[str, type] = {}
 def collector_class(kind: str) -> type:
     """The collector class for ``kind``; ``InvalidInput`` for an unknown kind."""
     if kind not in _REGISTRY:
-        raise InvalidInput(f"unknown source kind {kind!r} (one of {', '.join(KINDS)})", field="kind")
+        raise InvalidInput(
+            f"unknown source kind {kind!r} (one of {', '.join(KINDS)})", field="kind"
+        )
     if kind not in COLLECTORS:
         module_name, class_name = _REGISTRY[kind]
         COLLECTORS[kind] = getattr(importlib.import_module(module_name), class_name)

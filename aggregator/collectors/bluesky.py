@@ -289,6 +289,7 @@ def _absorb(
     posts = [p for p in data.get("posts") or () if isinstance(p, dict)]
     items: list[CollectedItem] = []
     below_floor = False
+    oldest: datetime | None = None
     for post in posts:
         uri, when = post.get("uri"), sort_at(post)
         if not isinstance(uri, str) or when is None:
@@ -298,6 +299,7 @@ def _absorb(
             # Older than anything a previous run could have missed: the walk is over.
             below_floor = True
             continue
+        oldest = min(oldest, when) if oldest else when
         if uri in seen or uri in emitted:
             continue
         seen[uri] = format_datetime(when)
@@ -307,7 +309,13 @@ def _absorb(
             items.append(item)
     next_page = data.get("cursor")
     if posts and isinstance(next_page, str) and next_page and not below_floor:
-        st["walk"] = {"cursor": next_page, "newest": format_datetime(newest) if newest else None}
+        st["walk"] = {
+            "cursor": next_page,
+            "newest": format_datetime(newest) if newest else None,
+            # The page's bottom: its posts stay in ``seen`` because the offset-like search
+            # cursor shifts when new posts arrive, and the next page then repeats them.
+            "low": format_datetime(oldest) if oldest else None,
+        }
     else:
         st.pop("walk", None)
         top = max((d for d in (since, newest) if d), default=None)
@@ -324,16 +332,19 @@ def _matching(saved: Any, run: _Run) -> dict[str, str] | None:
 
 
 def _prune(seen: dict[str, str], per_tag: Mapping[str, Any], overlap: timedelta) -> None:
-    """Forget returned URIs that no later walk can meet again (older than every floor)."""
+    """Forget returned URIs that no later page can show again (below every tag's floor)."""
     marks: list[datetime] = []
     for st in per_tag.values():
-        walk = st.get("walk") if isinstance(st.get("walk"), dict) else {}
-        candidates = [parse_datetime(st.get("since")), parse_datetime(walk.get("newest"))]
-        known = [c for c in candidates if c]
-        if known:
-            marks.append(min(known))
+        since = parse_datetime(st.get("since"))
+        floor = since - overlap if since else None
+        walk = st.get("walk") if isinstance(st.get("walk"), dict) else None
+        if walk is not None:
+            low = parse_datetime(walk.get("low")) or floor
+            floor = min(d for d in (floor, low) if d) if floor or low else None
+        if floor:
+            marks.append(floor)
     if marks:
-        keep_from = min(marks) - overlap
+        keep_from = min(marks)
         for uri in [u for u, t in seen.items() if (parse_datetime(t) or keep_from) < keep_from]:
             del seen[uri]
     if len(seen) > MAX_SEEN:

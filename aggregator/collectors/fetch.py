@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -254,12 +255,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 class _GuardedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, backend: GuardedBackend) -> None:
+    def __init__(self, backend: GuardedBackend, ssl_context: ssl.SSLContext | None) -> None:
         super().__init__(trust_env=False, retries=0)
         # httpx has no public hook for a network backend; swap the pool it just built for one
         # that is identical except for the guarded backend.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context or httpx.create_ssl_context(),
             max_connections=20,
             max_keepalive_connections=10,
             keepalive_expiry=5.0,
@@ -270,8 +271,10 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
 class SafeAsyncClient(httpx.AsyncClient):
     """An httpx client that only reaches public addresses (or ``allow_networks``)."""
 
-    def __init__(self, backend: GuardedBackend, **kwargs: Any) -> None:
-        super().__init__(transport=_GuardedTransport(backend), **kwargs)
+    def __init__(
+        self, backend: GuardedBackend, ssl_context: ssl.SSLContext | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(transport=_GuardedTransport(backend, ssl_context), **kwargs)
         self.backend = backend
 
 
@@ -281,11 +284,16 @@ def make_safe_client(
     resolver: Resolver | None = None,
     timeout: httpx.Timeout | None = None,
     inner: httpcore.AsyncNetworkBackend | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> SafeAsyncClient:
-    """A client for remote media: vetted addresses, no proxies from env, no auto-redirects."""
+    """A client for remote media: vetted addresses, no proxies from env, no auto-redirects.
+
+    ``resolver``/``inner`` replace DNS and the socket layer (tests); ``ssl_context`` adds CAs.
+    """
     backend = GuardedBackend(allow_networks, resolver=resolver, inner=inner)
     return SafeAsyncClient(
         backend,
+        ssl_context,
         timeout=timeout or api_timeout(),
         follow_redirects=False,  # fetch_remote follows by hand, re-checking every hop
         trust_env=False,

@@ -42,6 +42,7 @@ _ACCEPT = (
     "application/json;q=0.5, */*;q=0.1"
 )
 _JSONP = re.compile(rb"^\s*jsonFlickrFeed\((.*)\)\s*;?\s*$", re.DOTALL)
+_MASTODON_LINK = re.compile(r"^https?://([^/]+)/@([A-Za-z0-9_.-]+)/\w+/?$")
 _FLICKR_AUTHOR = re.compile(r'\((?:"(.*)"|(.*))\)\s*$')
 
 
@@ -194,11 +195,16 @@ def _entry_item(
     if title and title.strip() and title.strip() not in html_to_text(text):
         text = f"<p>{html.escape(title.strip())}</p>{text}"
     author = entry.get("author_detail") or {}
+    name, handle = author.get("name") or entry.get("author"), None
+    if not name and link and (fedi := _MASTODON_LINK.match(link)):
+        # Mastodon tag feeds carry no author; the status link names the account.
+        name, handle = fedi.group(2), f"@{fedi.group(2)}@{fedi.group(1)}"
     rating = entry.get("media_rating") or {}
     return CollectedItem(
         external_id=str(external_id),
         url=link,
-        author_name=str(author.get("name") or entry.get("author") or feed.get("title") or ""),
+        author_name=str(name or feed.get("title") or ""),
+        author_handle=handle,
         author_url=_http(author.get("href"), base),
         text=text,
         text_is_html=True,

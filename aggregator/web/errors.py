@@ -8,25 +8,26 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from aggregator.errors import AggregatorError, TooManyRequests
+from aggregator.errors import AggregatorError, LoginRequired, TooManyRequests
+from aggregator.i18n import N_
 from aggregator.web.templating import gettext, render
 
 log = logging.getLogger(__name__)
 
 TITLES = {
-    400: "The request could not be understood",
-    403: "Not allowed",
-    404: "Page not found",
-    405: "Not allowed",
-    409: "Someone else changed this first",
-    410: "This is no longer available",
-    413: "The file is too large",
-    415: "This kind of file is not accepted",
-    422: "Please check what you entered",
-    429: "Too many attempts",
-    500: "Something went wrong on our side",
+    400: N_("The request could not be understood"),
+    403: N_("Not allowed"),
+    404: N_("Page not found"),
+    405: N_("Not allowed"),
+    409: N_("Someone else changed this first"),
+    410: N_("This is no longer available"),
+    413: N_("The file is too large"),
+    415: N_("This kind of file is not accepted"),
+    422: N_("Please check what you entered"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong on our side"),
 }
 
 
@@ -64,6 +65,21 @@ async def _aggregator_error(request: Request, exc: Exception) -> Response:
         headers = {"Retry-After": str(exc.retry_after)}
     status = getattr(exc, "status_code", 400)
     return error_response(request, status, exc.message, code=exc.code, headers=headers)
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    # Pages send people to the login form and back; the API answers 401 like any error.
+    assert isinstance(exc, LoginRequired)
+    if _wants_json(request):
+        return error_response(request, 401, exc.message, code=exc.code)
+    from urllib.parse import quote
+
+    target = exc.next_url if exc.next_url.startswith("/") else "/"
+    return RedirectResponse(
+        f"/login?next={quote(target, safe='/')}",
+        status_code=303,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -104,6 +120,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register every handler on ``app``."""
+    app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(AggregatorError, _aggregator_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

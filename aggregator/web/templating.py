@@ -9,7 +9,7 @@ from typing import Any
 
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
-from jinja2 import pass_context
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -50,8 +50,12 @@ def _format_number(context: Context, value: float) -> str:
 
 def make_templates() -> Jinja2Templates:
     """Build the template environment with i18n callables bound to each render's language."""
-    templates = Jinja2Templates(directory=str(templates_dir()), extensions=["jinja2.ext.i18n"])
-    env = templates.env
+    env = Environment(
+        loader=FileSystemLoader(templates_dir()),
+        autoescape=select_autoescape(default=True),
+        extensions=["jinja2.ext.i18n"],
+    )
+    templates = Jinja2Templates(env=env)  # adds url_for() bound to each render's request
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["datetime"] = _format_datetime
     env.filters["number"] = _format_number

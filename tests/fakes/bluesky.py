@@ -185,7 +185,10 @@ class FakeBluesky:
         return auth[7:] if auth.lower().startswith("bearer ") else None
 
     def _issue(self) -> dict[str, Any]:
-        access, refresh = f"eyJ.access.{secrets.token_hex(8)}", f"eyJ.refresh.{secrets.token_hex(8)}"
+        access, refresh = (
+            f"eyJ.access.{secrets.token_hex(8)}",
+            f"eyJ.refresh.{secrets.token_hex(8)}",
+        )
         self.access.add(access)
         self.refresh.add(refresh)
         return {
