@@ -29,8 +29,8 @@ from aggregator.config import Settings
 from aggregator.db import session_scope
 from aggregator.errors import CollectorError
 from aggregator.media import ImageRejected, MediaLimits, process_image
-from aggregator.media.storage import LocalStorage, Storage
-from aggregator.models import Campaign, Origin, Source, utcnow
+from aggregator.media.storage import LocalStorage, Storage, sweep_orphans
+from aggregator.models import Campaign, ExportJob, MediaAsset, Origin, Source, utcnow
 from aggregator.services.campaigns import localized
 from aggregator.services.ingest import (
     MAX_IMAGES_PER_POST,
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 MAX_PAGES_PER_RUN = 25
 MAX_BACKOFF = 3600
+# A file younger than this may belong to an upload whose row is not committed yet.
+SWEEP_AGE_SECONDS = 3600
 # Public posts with the campaign hashtag, and photos sent to the campaign's bot after its
 # consent message, may be projected and shown in the web gallery; the archive needs an
 # explicit yes, which only the upload form asks for.
@@ -299,6 +301,23 @@ def _record(engine: Engine, source_id: int, error: str | None, retry_after: floa
             delay = max(delay, min(retry_after, MAX_BACKOFF))
         source.next_run_at = now + timedelta(seconds=delay) if delay else None
         session.add(source)
+
+
+def referenced_media(engine: Engine) -> set[str]:
+    """Every storage key a committed row refers to (images and finished exports)."""
+    with Session(engine) as session:
+        keys = {key for keys in session.exec(select(MediaAsset.keys)).all() for key in keys.values()}
+        keys.update(
+            k for k in session.exec(select(ExportJob.storage_key)).all() if k is not None
+        )
+    return keys
+
+
+def sweep_media(ctx: JobContext, *, older_than_seconds: float = SWEEP_AGE_SECONDS) -> list[str]:
+    """Delete media files no row refers to (left by a crash), once they are old enough."""
+    return sweep_orphans(
+        ctx.storage, referenced=referenced_media(ctx.engine), older_than_seconds=older_than_seconds
+    )
 
 
 async def collect_once(

@@ -119,8 +119,10 @@ def heic(im: Image.Image, **kw: Any) -> bytes:
 
 def photo(w: int = 400, h: int = 300, seed: int = 0) -> Image.Image:
     """A small smooth-with-noise picture, a stand-in for a phone photo."""
+    import random
+
     base = Image.linear_gradient("L").resize((w, h))
-    noise = Image.effect_noise((w, h), 20 + seed)
+    noise = Image.frombytes("L", (w, h), random.Random(seed).randbytes(w * h))
     return Image.merge("RGB", (base, noise, base.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
 
 
@@ -312,8 +314,10 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
     "webp_canvas.webp": (webp_canvas, "too_many_pixels"),
     "polyglot.gif": (polyglot_gif, "ok"),
     "svg_script.svg": (
-        lambda: b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)">'
-        b"<script>alert(2)</script></svg>",
+        lambda: (
+            b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)">'
+            b"<script>alert(2)</script></svg>"
+        ),
         "unsupported_format",
     ),
     "html_as.jpg": (
@@ -324,7 +328,10 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
         lambda: b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n%%EOF\n",
         "unsupported_format",
     ),
-    "psd": (lambda: b"8BPS\x00\x01" + b"\0" * 6 + struct.pack(">HIIHH", 3, 8, 8, 8, 3), "unsupported_format"),
+    "psd": (
+        lambda: b"8BPS\x00\x01" + b"\0" * 6 + struct.pack(">HIIHH", 3, 8, 8, 8, 3),
+        "unsupported_format",
+    ),
     "gps_exif.jpg": (gps_exif_jpeg, "ok"),
     "bad_exif.jpg": (bad_exif_jpeg, "ok"),
     "zero_denominator_exif.jpg": (zero_denominator_exif_jpeg, "ok"),

@@ -382,6 +382,12 @@ async def test_bad_token_is_a_config_error(
     assert token not in str(caught.value)
 
 
+@pytest.mark.anyio
+async def test_bad_setting_is_a_config_error(fake: FakeTelegram, http: httpx.AsyncClient) -> None:
+    with pytest.raises(SourceConfigError, match="poll_timeout"):
+        await collect(fake, http, poll_timeout="soon")
+
+
 # -- the token stays secret -------------------------------------------------------------------
 
 

@@ -39,7 +39,9 @@ def mutated(draw: st.DrawFn) -> bytes:
         data[pos] ^= 1 << draw(st.integers(0, 7))
     if draw(st.booleans()):  # overwrite a run with an interesting value (sizes, lengths)
         pos = draw(st.integers(0, max(0, len(data) - 4)))
-        data[pos : pos + 4] = draw(st.sampled_from([b"\xff\xff\xff\xff", b"\0\0\0\0", b"\x7f\xff\xff\xff"]))
+        data[pos : pos + 4] = draw(
+            st.sampled_from([b"\xff\xff\xff\xff", b"\0\0\0\0", b"\x7f\xff\xff\xff"])
+        )
     if draw(st.booleans()):  # splice: duplicate or drop a slice
         a = draw(st.integers(0, len(data)))
         b = draw(st.integers(a, min(len(data), a + 512)))

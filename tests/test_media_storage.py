@@ -133,7 +133,11 @@ def test_concurrent_puts_never_collide(storage: LocalStorage) -> None:
     for t in threads:
         t.join()
     assert len(set(keys)) == 100
-    assert {storage.open(k).read() for k in keys} == {f"{n}-{i}".encode() for n in range(4) for i in range(25)}
+    contents = set()
+    for key in keys:
+        with storage.open(key) as fh:
+            contents.add(fh.read())
+    assert contents == {f"{n}-{i}".encode() for n in range(4) for i in range(25)}
 
 
 def test_sweep_removes_only_old_unreferenced_files_and_temp_leftovers(
@@ -164,10 +168,6 @@ def test_empty_root_is_fine(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "missing")
     assert list(storage.iter_keys()) == []
     assert sweep_orphans(storage, referenced=set(), older_than_seconds=0) == []
-
-
-    app = Starlette(routes=[Route("/media/{key:path}", media)])
-    return httpx.Client(transport=httpx.ASGITransport(app=app), base_url="http://test")  # type: ignore[arg-type]
 
 
 def test_media_response_headers(storage: LocalStorage) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ from aggregator.collectors.bluesky_parse import (
 from aggregator.collectors.http import request_json, retry_after_seconds
 from aggregator.errors import CollectorError, SourceConfigError
 
-__all__ = ["BlueskyCollector"]
+__all__ = ["BadRequest", "BlueskyCollector"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SERVICE = "https://bsky.social"
 DEFAULT_PUBLIC = "https://public.api.bsky.app"
@@ -59,6 +62,10 @@ class _Run:
         self.key = (self.service, (self.identifier or "").lower())
 
 
+class BadRequest(SourceConfigError):
+    """XRPC 400 BadQueryString/InvalidRequest: the query (a hashtag, a cursor) was refused."""
+
+
 def _config(source: SourceSpec) -> tuple[str, str | None, str | None]:
     cfg = source.config
     service = str(cfg.get("url") or DEFAULT_SERVICE).rstrip("/")
@@ -67,6 +74,13 @@ def _config(source: SourceSpec) -> tuple[str, str | None, str | None]:
     if bool(handle) != bool(password):
         raise SourceConfigError("Bluesky source needs both a handle and an app password")
     return service, handle and str(handle).lstrip("@"), password and str(password)
+
+
+def _number(source: SourceSpec, key: str, default: float) -> float:
+    try:
+        return float(source.config.get(key, default))
+    except (TypeError, ValueError):
+        raise SourceConfigError(f"Bluesky source setting {key!r} must be a number") from None
 
 
 def _tags(source: SourceSpec) -> list[str]:
@@ -97,9 +111,9 @@ def _xrpc_error(response: httpx.Response, data: Any, nsid: str) -> CollectorErro
             f"Bluesky refused {nsid} (403 {said}); search needs a handle and an app password, "
             "with the account's PDS (https://bsky.social) as the service URL"
         )
-    if error in ("AccountTakedown", "AccountDeactivated", "MethodNotImplemented") or (
-        status == 400 and error in ("BadQueryString", "InvalidRequest")
-    ):
+    if status == 400 and error in ("BadQueryString", "InvalidRequest"):
+        return BadRequest(f"Bluesky {nsid} refused the query: {error}: {said}")
+    if error in ("AccountTakedown", "AccountDeactivated", "MethodNotImplemented"):
         return SourceConfigError(f"Bluesky {nsid} failed: {error}: {said}")
     return CollectorError(
         f"Bluesky {nsid} failed (HTTP {status} {error}): {said}",
@@ -130,8 +144,10 @@ class BlueskyCollector:
         state: dict[str, Any] = copy.deepcopy(dict(cursor or {}))
         run = _Run(service, handle, password, None)
         run.session = self._sessions.get(run.key) or _matching(state.get("session"), run)
-        overlap = timedelta(seconds=float(source.config.get("overlap_seconds", DEFAULT_OVERLAP)))
-        max_pages = int(source.config.get("max_pages", MAX_PAGES))
+        if run.session:
+            self._sessions[run.key] = run.session
+        overlap = timedelta(seconds=_number(source, "overlap_seconds", DEFAULT_OVERLAP))
+        max_pages = max(1, int(_number(source, "max_pages", MAX_PAGES)))
         initial = parse_datetime(source.config.get("since"))
         per_tag: dict[str, Any] = state.setdefault("tags", {})
         seen: dict[str, str] = state.setdefault("seen", {})
@@ -151,6 +167,15 @@ class BlueskyCollector:
                 params = _search_params(tag, st, floor)
                 try:
                     response, data = await self._get(http, run, SEARCH, params)
+                except BadRequest as exc:
+                    if "cursor" not in params:
+                        raise
+                    # The search cursor "may not allow scrolling through the entire result
+                    # set": treat a refused one as the end of the walk rather than a broken
+                    # source (posts deeper than the search allows are out of reach anyway).
+                    logger.warning("Bluesky search cursor refused for #%s: %s", tag, exc.message)
+                    _absorb(st, {}, since=since, floor=floor, seen=seen, emitted=emitted)
+                    break
                 except CollectorError as exc:
                     if pages == 0 or isinstance(exc, SourceConfigError):
                         raise

@@ -313,7 +313,11 @@ async def _fetch(
                 if hop == max_redirects:
                     raise FetchRefused(f"more than {max_redirects} redirects")
                 try:
-                    url = check_url(url.join(response.headers["location"]), allow)
+                    target = url.join(response.headers["location"])
+                except (httpx.InvalidURL, ValueError):
+                    raise FetchRefused("redirect refused: invalid Location") from None
+                try:
+                    url = check_url(target, allow)
                 except FetchRefused as exc:
                     raise FetchRefused(f"redirect refused: {exc.message}") from None
                 continue
@@ -366,6 +370,9 @@ async def fetch_remote(
         raise FetchTimeout(f"{shown}: no complete answer within {deadline:g} s") from None
     except httpx.TimeoutException as exc:
         raise FetchTimeout(f"{shown}: timed out ({type(exc).__name__})") from None
+    except httpx.InvalidURL:
+        # httpx parses a redirect's Location even when it does not follow it.
+        raise FetchRefused(f"{shown}: redirect refused: invalid Location") from None
     except httpx.HTTPError as exc:
         raise FetchError(f"{shown}: {type(exc).__name__}") from None
     except CollectorError as exc:

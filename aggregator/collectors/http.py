@@ -188,6 +188,8 @@ async def request_bytes(
         ) from None
     except httpx.TimeoutException as exc:
         raise CollectorError(f"{method} {shown}: timed out ({type(exc).__name__})") from None
+    except httpx.InvalidURL:
+        raise CollectorError(f"{method} {shown}: invalid URL or redirect target") from None
     except httpx.HTTPError as exc:
         detail = redact_text(str(exc)) or type(exc).__name__
         raise CollectorError(f"{method} {shown}: {detail}") from None

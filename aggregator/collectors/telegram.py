@@ -36,7 +36,13 @@ from aggregator.collectors.telegram_parse import (
 from aggregator.config import LANGUAGE_CODES
 from aggregator.errors import CollectorError, SourceConfigError
 
-__all__ = ["TelegramApiError", "TelegramCollector", "install_log_redaction", "parse_update"]
+__all__ = [
+    "TelegramApiError",
+    "TelegramCollector",
+    "install_log_redaction",
+    "parse_update",
+    "welcome_text",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +104,13 @@ def _token(source: SourceSpec) -> str:
         # Never echo the value: a mistyped token is still mostly a secret.
         raise SourceConfigError("Telegram source needs a bot token from @BotFather (123:ABC...)")
     return token.strip()
+
+
+def _number(source: SourceSpec, key: str, default: float) -> float:
+    try:
+        return float(source.config.get(key, default))
+    except (TypeError, ValueError):
+        raise SourceConfigError(f"Telegram source setting {key!r} must be a number") from None
 
 
 def _language(code: str) -> str:
@@ -223,8 +236,9 @@ class TelegramCollector:
         if cursor and cursor.get("bot_id") == bot_id and isinstance(cursor.get("offset"), int):
             # Update ids are per bot: an offset saved for another token would skip updates.
             offset = cursor["offset"]
-        poll = source.config.get("poll_timeout", DEFAULT_POLL_TIMEOUT)
-        poll = max(0, min(int(poll), MAX_POLL_TIMEOUT))
+        poll = max(
+            0, min(int(_number(source, "poll_timeout", DEFAULT_POLL_TIMEOUT)), MAX_POLL_TIMEOUT)
+        )
         payload: dict[str, Any] = {
             "limit": PAGE_LIMIT,
             "timeout": poll,
@@ -240,7 +254,7 @@ class TelegramCollector:
         ]
         if not updates:
             return CollectResult(items=[], cursor=None)
-        grace = float(source.config.get("album_grace_seconds", DEFAULT_ALBUM_GRACE))
+        grace = _number(source, "album_grace_seconds", DEFAULT_ALBUM_GRACE)
         full = len(updates) >= PAGE_LIMIT
         parsed = [parse_update(u) for u in updates]
         handled, resume = group_messages(

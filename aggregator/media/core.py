@@ -30,7 +30,8 @@ _MESSAGES: Final[dict[str, str]] = {
     "too_large": "The file is too large. Please send a smaller photo.",
     "too_many_pixels": "The picture has too many pixels. Please send a smaller photo.",
     "unsupported_format": (
-        "This kind of file is not supported. Please send a JPEG, PNG, GIF, WebP, HEIC or AVIF photo."
+        "This kind of file is not supported. "
+        "Please send a JPEG, PNG, GIF, WebP, HEIC or AVIF photo."
     ),
     "corrupt": "The file could not be read as a picture. It may be damaged or incomplete.",
     "empty": "The file is empty.",

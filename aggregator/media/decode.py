@@ -109,7 +109,8 @@ def _decode_heif(data: bytes, limits: MediaLimits) -> Decoded:
         ) from exc
     # Not registered as a Pillow opener: that would be global state; we call it directly.
     heif: Any = pillow_heif.open_heif(data, convert_hdr_to_8bit=True)
-    check_dimensions(*heif.size, limits)
+    width, height = heif.size
+    check_dimensions(int(width), int(height), limits)
     im = heif.to_pillow()
     # libheif has already applied irot/imir and pillow-heif reset EXIF Orientation to 1.
     return _finish(im, read_orientation(im), im.size)

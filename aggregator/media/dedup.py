@@ -41,7 +41,11 @@ def near_duplicates(
 ) -> list[K]:
     """Keys whose hash is within max_distance bits of phash, closest first (ties keep order)."""
     hits = [(hamming(phash, other), i, key) for i, (key, other) in enumerate(candidates)]
-    return [key for distance, _, key in sorted(hits, key=lambda t: (t[0], t[1])) if distance <= max_distance]
+    return [
+        key
+        for distance, _, key in sorted(hits, key=lambda t: (t[0], t[1]))
+        if distance <= max_distance
+    ]
 
 
 @functools.cache
@@ -61,7 +65,10 @@ def perceptual_hash(image: Image.Image) -> int:
     n = _DCT_IN
     # Separable DCT-II restricted to the 8 lowest frequencies in each direction.
     rows = [
-        [sum(c * p for c, p in zip(cos_k, pixels[y * n : (y + 1) * n], strict=True)) for cos_k in cos]
+        [
+            sum(c * p for c, p in zip(cos_k, pixels[y * n : (y + 1) * n], strict=True))
+            for cos_k in cos
+        ]
         for y in range(n)
     ]
     coeffs = [

@@ -138,7 +138,7 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
 
 def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
     """ISO-BMFF boxes in data[start:end] as (type, payload start, payload end)."""
-    out = []
+    out: list[tuple[bytes, int, int]] = []
     pos = start
     while pos + 8 <= end and len(out) < _MAX_BOXES:
         size, kind = struct.unpack(">I4s", data[pos : pos + 8])

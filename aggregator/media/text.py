@@ -46,7 +46,9 @@ def find_font(bold: bool = False) -> Path:
 
 def default_engine() -> Engine:
     """'raqm' when Pillow has libraqm with FriBiDi, else 'basic' (python-bidi reordering)."""
-    return "raqm" if features.check_feature("raqm") and features.check_feature("fribidi") else "basic"
+    return (
+        "raqm" if features.check_feature("raqm") and features.check_feature("fribidi") else "basic"
+    )
 
 
 @functools.lru_cache(maxsize=32)
@@ -86,9 +88,7 @@ def text_bbox(
     return int(box[0]), int(box[1]), int(box[2]), int(box[3])
 
 
-def text_width(
-    text: str, *, size: int, bold: bool = False, font_path: Path | None = None
-) -> float:
+def text_width(text: str, *, size: int, bold: bool = False, font_path: Path | None = None) -> float:
     """Advance width of one line, for wrapping and centring."""
     font = load_font(size, bold=bold, font_path=font_path)
     return float(font.getlength(_prepared(text, font)))

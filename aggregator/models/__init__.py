@@ -10,7 +10,13 @@ from aggregator.models.campaign import (
     Source,
 )
 from aggregator.models.event import Event, EventHost, ExportJob, Screen, ShareLink
-from aggregator.models.submission import MediaAsset, Origin, Submission, SubmissionStatus
+from aggregator.models.submission import (
+    MediaAsset,
+    Origin,
+    StagedPhoto,
+    Submission,
+    SubmissionStatus,
+)
 from aggregator.models.user import AuditEntry, LoginSession, RateCounter, Role, User
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "Screen",
     "ShareLink",
     "Source",
+    "StagedPhoto",
     "Submission",
     "SubmissionStatus",
     "UTCDateTime",

@@ -36,6 +36,8 @@ class Submission(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source_id", "external_id"),
         Index("ix_submission_queue", "campaign_id", "status", "id"),
+        # Public gallery, API and feed: newest first with a (posted_at, public_id) keyset.
+        Index("ix_submission_public", "campaign_id", "status", "posted_at", "public_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -97,3 +99,27 @@ class MediaAsset(SQLModel, table=True):
         default=None, foreign_key="mediaasset.id", ondelete="SET NULL"
     )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class StagedPhoto(SQLModel, table=True):
+    """A participant's photo processed and stored while the form is still being filled in.
+
+    The upload page sends each photo on its own (per-file progress and retry); the form then
+    refers to the staged photos by ``token``. Bound to the browser's CSRF cookie (``owner_hash``)
+    so nobody else can attach it; rows past ``expires_at`` are swept with their files.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(unique=True, max_length=64)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True, ondelete="CASCADE")
+    owner_hash: str = Field(max_length=64, index=True)
+    # {"slide": {"key", "width", "height", "content_type"}, "thumb": {...}}
+    derivatives: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    sha256: str = Field(max_length=64)
+    phash: int = Field(sa_column=Column(BigInteger, nullable=False))
+    width: int
+    height: int
+    color: str = Field(default="#444444", max_length=7)
+    source_format: str = Field(default="", max_length=10)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)

@@ -4,8 +4,8 @@ Submission with processed MediaAssets here.
 Images are processed *before* this is called (the pipeline is CPU work that must not hold a
 transaction); ``ingest`` only stores derivatives and rows. It is idempotent on
 (source, external id), and a collector's cursor is saved in the same transaction as its items,
-so a crash followed by a rerun converges with no duplicates. Derivatives are content-addressed:
-a file written before a crash is reused by the rerun, or swept later if nothing refers to it.
+so a crash followed by a rerun converges with no duplicates. Files written before a crash that
+no committed row refers to are removed by the periodic ``jobs.sweep_media``.
 """
 
 from __future__ import annotations

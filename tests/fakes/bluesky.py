@@ -73,6 +73,10 @@ class FakeBluesky:
     limit: int = 3000
     remaining: int = 3000
     login_budget: int = 30
+    # After this many requests, answer 429 as an edge proxy does: HTML, no headers.
+    edge_429_after: int | None = None
+    # The search cursor stops working this deep ("may not allow scrolling through the set").
+    max_depth: int | None = None
     posts: list[dict[str, Any]] = field(default_factory=list)
     deleted: set[str] = field(default_factory=set)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -165,6 +169,8 @@ class FakeBluesky:
         nsid = request.path_params["nsid"]
         params: dict[str, Any] = {k: request.query_params.getlist(k) for k in request.query_params}
         self.calls.append((nsid, params))
+        if self.edge_429_after is not None and len(self.calls) > self.edge_429_after:
+            return PlainTextResponse("<html><body>429 Too Many Requests</body></html>", 429)
         if self.remaining <= 0:
             return self._error(429, "RateLimitExceeded", "Rate Limit Exceeded")
         self.remaining -= 1
@@ -243,6 +249,8 @@ class FakeBluesky:
         limit = int((params.get("limit") or ["25"])[0])
         if not 1 <= limit <= 100:
             return self._error(400, "InvalidRequest", "Error: limit must be between 1 and 100")
+        if any(len(t) > 64 for t in params.get("tag", [])):
+            return self._error(400, "InvalidRequest", "Error: tag must not be longer than 64")
         wanted = {t.casefold() for t in params.get("tag", [])}
         since = _parse(params["since"][0]) if params.get("since") else None
         until = _parse(params["until"][0]) if params.get("until") else None
@@ -256,6 +264,8 @@ class FakeBluesky:
             hits.append((when, post))
         hits.sort(key=lambda h: h[0], reverse=True)
         offset = int((params.get("cursor") or ["0"])[0])
+        if self.max_depth is not None and offset >= self.max_depth:
+            return self._error(400, "InvalidRequest", "Error: cursor is past the search window")
         page = [p for _, p in hits[offset : offset + limit]]
         body: dict[str, Any] = {"posts": page, "hitsTotal": len(hits)}
         if offset + limit < len(hits):

@@ -132,9 +132,11 @@ def media_host_app(*, bomb_size: int = 64 << 20) -> Starlette:
         return RedirectResponse(request.query_params["to"], status_code=302)
 
     async def chain(request: Request) -> Response:
+        # /chain/n answers after exactly n redirects.
         n = int(request.path_params["n"])
-        target = "/image.jpg" if n <= 0 else f"/chain/{n - 1}"
-        return RedirectResponse(target, status_code=301)
+        if n <= 0:
+            return Response(JPEG, media_type="image/jpeg")
+        return RedirectResponse(f"/chain/{n - 1}", status_code=301)
 
     async def loop(request: Request) -> Response:
         return RedirectResponse("/loop", status_code=302)

@@ -117,3 +117,14 @@ def guard_network(monkeypatch: pytest.MonkeyPatch) -> NetworkLog:
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return log
+
+
+class AppSlot:
+    """An ASGI app forwarding to ``target``: one served port, a fresh fake app per test."""
+
+    def __init__(self, target: Any = None) -> None:
+        self.target = target
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Forward to the current target."""
+        await self.target(scope, receive, send)

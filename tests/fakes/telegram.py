@@ -141,9 +141,12 @@ class FakeTelegram:
             message["media_group_id"] = media_group_id
         return message
 
-    def text_message(self, text: str, *, language_code: str = "ru", chat_id: int = 42) -> dict:
+    def text_message(
+        self, text: str, *, language_code: str = "ru", chat_id: int = 42
+    ) -> dict[str, Any]:
         """A text message from a private chat (commands such as /start)."""
-        message = copy.deepcopy(recorded("getUpdates_envelope_voice")["result"][0]["message"])
+        envelope = recorded("getUpdates_envelope_voice")
+        message: dict[str, Any] = copy.deepcopy(envelope["result"][0]["message"])
         del message["voice"]
         self.next_message_id += 1
         message.update(message_id=self.next_message_id, text=text)

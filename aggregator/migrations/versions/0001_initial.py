@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 10:49:55.333297
+Create Date: 2026-11-23 10:55:17.097693
 """
 
 from collections.abc import Sequence
@@ -183,6 +183,37 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_source_campaign_id"), ["campaign_id"], unique=False)
 
     op.create_table(
+        "stagedphoto",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("campaign_id", sa.Integer(), nullable=False),
+        sa.Column("owner_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("derivatives", sa.JSON(), nullable=False),
+        sa.Column("sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("phash", sa.BigInteger(), nullable=False),
+        sa.Column("width", sa.Integer(), nullable=False),
+        sa.Column("height", sa.Integer(), nullable=False),
+        sa.Column("color", sqlmodel.sql.sqltypes.AutoString(length=7), nullable=False),
+        sa.Column("source_format", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("created_at", aggregator.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", aggregator.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaign.id"],
+            name=op.f("fk_stagedphoto_campaign_id_campaign"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_stagedphoto")),
+        sa.UniqueConstraint("token", name=op.f("uq_stagedphoto_token")),
+    )
+    with op.batch_alter_table("stagedphoto", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_stagedphoto_campaign_id"), ["campaign_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_stagedphoto_expires_at"), ["expires_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_stagedphoto_owner_hash"), ["owner_hash"], unique=False)
+
+    op.create_table(
         "eventhost",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("event_id", sa.Integer(), nullable=False),
@@ -309,6 +340,11 @@ def upgrade() -> None:
             batch_op.f("ix_submission_campaign_id"), ["campaign_id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_submission_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(
+            "ix_submission_public",
+            ["campaign_id", "status", "posted_at", "public_id"],
+            unique=False,
+        )
         batch_op.create_index("ix_submission_queue", ["campaign_id", "status", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_submission_source_id"), ["source_id"], unique=False)
 
@@ -425,6 +461,7 @@ def downgrade() -> None:
     with op.batch_alter_table("submission", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_submission_source_id"))
         batch_op.drop_index("ix_submission_queue")
+        batch_op.drop_index("ix_submission_public")
         batch_op.drop_index(batch_op.f("ix_submission_created_at"))
         batch_op.drop_index(batch_op.f("ix_submission_campaign_id"))
 
@@ -442,6 +479,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_eventhost_event_id"))
 
     op.drop_table("eventhost")
+    with op.batch_alter_table("stagedphoto", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_stagedphoto_owner_hash"))
+        batch_op.drop_index(batch_op.f("ix_stagedphoto_expires_at"))
+        batch_op.drop_index(batch_op.f("ix_stagedphoto_campaign_id"))
+
+    op.drop_table("stagedphoto")
     with op.batch_alter_table("source", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_source_campaign_id"))
 

@@ -1,0 +1,394 @@
+"""What an event shows: the ordered photo slides, the programme around them, and the feed.
+
+``build_slides`` selects the photos: APPROVED submissions of the event's campaign(s) whose
+consent includes the scope (``projection`` for screens and exports; ``archive`` for museum
+packages), after the event's filters (sources, cities, languages, date range); one slide per
+image, exact duplicates (same sha256) once. Pinned items come first (most recently pinned
+first), then the event's order: ``chronological`` (oldest first), ``newest_replay`` (newest
+first; screens replay the list when nothing new arrives) or ``shuffled`` (a hash of the
+event id and the item id, so every screen and every export agrees, and an item arriving later
+does not reshuffle the others).
+
+``feed_document`` is the JSON every display reads (live slideshow, wall layout, offline
+bundle). Its schema, which the wall (issue 8) relies on::
+
+    {
+      "version": "<16 hex>",            # changes whenever items or settings change
+      "event": {"name", "lang", "dir", "title"},
+      "settings": {"interval", "transition", "order", "captions": [...], "theme",
+                   "qr_every", "silence_seconds", "silence_slide", "logo": url|null},
+      "intro": {"title", "text"} | null, "closing": {...} | null,
+      "qr": {"url", "image": url, "text"} | null,
+      "strings": {"silence", "qr", "paused", "offline", "empty", "help": {...}},
+      "items": [{"id": public id (+ ".N" for the N-th image of a post), "submission",
+                 "image": url, "thumb": url, "width", "height", "color": "#rrggbb",
+                 "alt", "pinned": bool, "posted_at": iso,
+                 "caption": {"name", "city", "message", "source", "lang", "dir"}}],
+      "control": {"blank", "paused", "silence_until": iso|null, "seq",
+                  "command": {"seq", "action": "next"|"prev"|"jump", "item"} | null}
+    }
+
+Captions only carry the fields the event shows (others are ""). The ``control`` part is the
+host's live state (``control_state``); ``version`` does not cover it — displays get control
+changes at once over server-sent events and compare ``control.seq``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+
+from sqlmodel import Session, col, select
+
+from aggregator.models import Campaign, Event, MediaAsset, Source, Submission, SubmissionStatus
+from aggregator.services.slideshows_settings import effective_settings
+
+MESSAGE_LIMIT: Final = 280
+SOURCE_NAMES: Final = {
+    "mastodon": "Mastodon",
+    "bluesky": "Bluesky",
+    "rss": "RSS",
+    "telegram": "Telegram",
+}
+_SPACES: Final = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Slide:
+    """One photo as shown: ids, image keys and size, and its caption parts (raw, unfiltered)."""
+
+    id: str
+    submission_id: int
+    submission: str
+    keys: dict[str, str]
+    width: int
+    height: int
+    color: str
+    alt: str
+    name: str
+    city: str
+    message: str
+    source: str
+    source_url: str | None
+    language: str | None
+    direction: str
+    pinned: bool
+    posted_at: datetime
+    position: int = 0
+    pinned_at: datetime | None = None
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class ProgramSlide:
+    """One step of a programme: a photo, or intro/closing/qr/silence text slide."""
+
+    kind: str  # photo | intro | closing | qr | silence
+    photo: Slide | None = None
+    title: str = ""
+    text: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def text_direction(text: str, language: str | None = None) -> str:
+    """'rtl' when the first strong character (or the language) is right-to-left, else 'ltr'."""
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind in {"R", "AL"}:
+            return "rtl"
+        if kind == "L":
+            return "ltr"
+    return "rtl" if (language or "").split("-")[0] in {"he", "yi", "ar", "fa"} else "ltr"
+
+
+def clean_message(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """The post's text on one paragraph, cut at a word boundary near ``limit`` characters."""
+    flat = _SPACES.sub(" ", text).strip()
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit].rsplit(" ", 1)[0] or flat[:limit]
+    return cut.rstrip(" ,.;:—-") + "…"
+
+
+def campaign_ids(event: Event, settings: dict[str, Any] | None = None) -> list[int]:
+    """The event's main campaign id followed by any extra campaigns from its settings."""
+    settings = settings or effective_settings(event)
+    extra = [int(i) for i in settings.get("extra_campaigns") or [] if str(i).isdigit()]
+    return list(dict.fromkeys([event.campaign_id, *extra]))
+
+
+def _day_start(value: str | None, *, end: bool = False) -> datetime | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return None
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return start + timedelta(days=1) if end else start
+
+
+def _source_label(kind: str | None, source_name: str | None, handle: str | None) -> str:
+    if kind is None:
+        return ""
+    platform = SOURCE_NAMES.get(kind, kind)
+    if handle:
+        return f"{handle} · {platform}"
+    return f"{source_name} · {platform}" if source_name and kind == "rss" else platform
+
+
+def build_slides(
+    *, session: Session, event: Event, scope: str = "projection", limit: int | None = None
+) -> list[Slide]:
+    """The event's photo slides in showing order (see the module docstring for the rules)."""
+    settings = effective_settings(event)
+    filters = settings["filters"]
+    query = (
+        select(
+            Submission.id,
+            Submission.public_id,
+            Submission.author_name,
+            Submission.author_handle,
+            Submission.city,
+            Submission.text,
+            Submission.language,
+            Submission.consent,
+            Submission.pinned_at,
+            Submission.posted_at,
+            Submission.url,
+            MediaAsset.position,
+            MediaAsset.keys,
+            MediaAsset.width,
+            MediaAsset.height,
+            MediaAsset.color,
+            MediaAsset.alt_text,
+            MediaAsset.sha256,
+            Source.kind,
+            Source.name,
+        )
+        .join(MediaAsset, col(MediaAsset.submission_id) == col(Submission.id))
+        .outerjoin(Source, col(Source.id) == col(Submission.source_id))
+        .where(
+            col(Submission.campaign_id).in_(campaign_ids(event, settings)),
+            col(Submission.status) == SubmissionStatus.approved,
+        )
+    )
+    if filters.get("sources"):
+        query = query.where(col(Submission.source_id).in_(filters["sources"]))
+    if filters.get("languages"):
+        query = query.where(col(Submission.language).in_(filters["languages"]))
+    start, end = _day_start(filters.get("date_from")), _day_start(filters.get("date_to"), end=True)
+    if start is not None:
+        query = query.where(col(Submission.posted_at) >= start)
+    if end is not None:
+        query = query.where(col(Submission.posted_at) < end)
+    cities = {c.casefold() for c in filters.get("cities") or []}
+    slides: list[Slide] = []
+    seen: set[str] = set()
+    for row in session.execute(query).all():
+        (sid, public_id, name, handle, city, text, language, consent, pinned_at, posted_at,
+         url, position, keys, width, height, color, alt, sha, kind, source_name) = row
+        if scope not in (consent or []) or not (keys or {}).get("slide") or sha in seen:
+            continue
+        if cities and (city or "").strip().casefold() not in cities:
+            continue
+        seen.add(sha)
+        message = clean_message(text or "")
+        slides.append(
+            Slide(
+                id=public_id if position == 0 else f"{public_id}.{position}",
+                submission_id=sid,
+                submission=public_id,
+                keys=dict(keys),
+                width=width,
+                height=height,
+                color=color,
+                alt=alt or "",
+                name=(name or "").strip(),
+                city=(city or "").strip(),
+                message=message,
+                source=_source_label(kind, source_name, handle),
+                source_url=url,
+                language=language,
+                direction=text_direction(message or name or "", language),
+                pinned=pinned_at is not None,
+                posted_at=posted_at,
+                position=position,
+                pinned_at=pinned_at,
+                sha256=sha,
+            )
+        )
+    ordered = _ordered(slides, settings["order"], event.id or 0)
+    return ordered[:limit] if limit is not None else ordered
+
+
+def _ordered(slides: list[Slide], order: str, seed: int) -> list[Slide]:
+    # Sorts are stable: pinned items (newest pin first) are lifted out after the main order.
+    if order == "shuffled":
+        def shuffle_key(slide: Slide) -> str:
+            return hashlib.sha256(f"{seed}:{slide.id}".encode()).hexdigest()
+
+        slides.sort(key=shuffle_key)
+    elif order == "chronological":
+        slides.sort(key=lambda s: (s.posted_at, s.submission_id, s.position))
+    else:
+        slides.sort(key=lambda s: (s.posted_at, s.submission_id, -s.position), reverse=True)
+    pinned = [s for s in slides if s.pinned]
+    pinned.sort(key=lambda s: s.pinned_at or s.posted_at, reverse=True)
+    return pinned + [s for s in slides if not s.pinned]
+
+
+def program(
+    slides: Iterable[Slide],
+    settings: dict[str, Any],
+    *,
+    qr: dict[str, Any] | None = None,
+    strings: dict[str, str] | None = None,
+) -> list[ProgramSlide]:
+    """One pass of the show as exports lay it out: intro, silence, photos with a QR slide
+    after every ``qr_every`` photos (when ``qr`` is given), closing. Empty texts are skipped."""
+    strings = strings or {}
+    steps: list[ProgramSlide] = []
+    intro, closing = settings["intro"], settings["closing"]
+    if intro["title"] or intro["text"]:
+        steps.append(ProgramSlide("intro", title=intro["title"], text=intro["text"]))
+    if settings.get("silence_slide"):
+        steps.append(
+            ProgramSlide(
+                "silence",
+                title=strings.get("silence", "A moment of silence"),
+                extra={"seconds": settings["silence_seconds"]},
+            )
+        )
+    every = int(settings.get("qr_every") or 0)
+    for count, slide in enumerate(slides, start=1):
+        steps.append(ProgramSlide("photo", photo=slide))
+        if qr is not None and every and count % every == 0:
+            steps.append(ProgramSlide("qr", title=strings.get("qr", ""), extra=dict(qr)))
+    if closing["title"] or closing["text"]:
+        steps.append(ProgramSlide("closing", title=closing["title"], text=closing["text"]))
+    return steps
+
+
+def caption(slide: Slide, fields: Iterable[str]) -> dict[str, str]:
+    """The caption parts an event shows ("" for the others), with the text's language."""
+    shown = set(fields)
+    return {
+        "name": slide.name if "name" in shown else "",
+        "city": slide.city if "city" in shown else "",
+        "message": slide.message if "message" in shown else "",
+        "source": slide.source if "source" in shown else "",
+        "lang": slide.language or "",
+        "dir": slide.direction,
+    }
+
+
+def slide_alt(slide: Slide, gettext: Callable[[str], str]) -> str:
+    """The image's alt text, or a description made from its caption when the author gave none."""
+    if slide.alt:
+        return slide.alt
+    if slide.name:
+        return gettext("Photo shared by %(name)s") % {"name": slide.name}
+    return gettext("A photo shared in remembrance")
+
+
+def feed_items(
+    slides: Iterable[Slide],
+    settings: dict[str, Any],
+    *,
+    image_url: Callable[[Slide, str], str],
+    gettext: Callable[[str], str],
+) -> list[dict[str, Any]]:
+    """The feed's ``items`` list (schema in the module docstring)."""
+    fields = settings["captions"]
+    return [
+        {
+            "id": s.id,
+            "submission": s.submission,
+            "image": image_url(s, "slide"),
+            "thumb": image_url(s, "thumb") if "thumb" in s.keys else image_url(s, "slide"),
+            "width": s.width,
+            "height": s.height,
+            "color": s.color,
+            "alt": slide_alt(s, gettext),
+            "pinned": s.pinned,
+            "posted_at": s.posted_at.isoformat(),
+            "caption": caption(s, fields),
+        }
+        for s in slides
+    ]
+
+
+def display_strings(gettext: Callable[[str], str]) -> dict[str, Any]:
+    """On-screen words of the displays, in the event's language."""
+    return {
+        "silence": gettext("A moment of silence"),
+        "qr": gettext("Add your photo"),
+        "paused": gettext("Paused"),
+        "offline": gettext("Offline — still showing the photos already here"),
+        "empty": gettext("Photos will appear here as they are shared."),
+        "help": {
+            "next": gettext("Next photo"),
+            "prev": gettext("Previous photo"),
+            "fullscreen": gettext("Full screen"),
+            "blank": gettext("Blank the screen"),
+            "pause": gettext("Pause or resume"),
+            "help": gettext("Show or hide this help"),
+        },
+    }
+
+
+def feed_document(
+    *,
+    event: Event,
+    campaign: Campaign | None,
+    slides: list[Slide],
+    lang: str,
+    direction: str,
+    image_url: Callable[[Slide, str], str],
+    gettext: Callable[[str], str],
+    qr: dict[str, Any] | None = None,
+    logo_url: str | None = None,
+) -> dict[str, Any]:
+    """The feed without ``control``; ``version`` hashes everything in it."""
+    settings = effective_settings(event)
+    intro, closing = settings["intro"], settings["closing"]
+    document: dict[str, Any] = {
+        "event": {
+            "name": event.name,
+            "title": campaign.name if campaign else event.name,
+            "lang": lang,
+            "dir": direction,
+        },
+        "settings": {
+            "interval": settings["interval"],
+            "transition": settings["transition"],
+            "order": settings["order"],
+            "captions": settings["captions"],
+            "theme": settings["theme"],
+            "qr_every": settings["qr_every"] if qr else 0,
+            "silence_seconds": settings["silence_seconds"],
+            "silence_slide": bool(settings["silence_slide"]),
+            "logo": logo_url,
+        },
+        "intro": intro if intro["title"] or intro["text"] else None,
+        "closing": closing if closing["title"] or closing["text"] else None,
+        "qr": qr,
+        "strings": display_strings(gettext),
+        "items": feed_items(slides, settings, image_url=image_url, gettext=gettext),
+    }
+    document["version"] = document_version(document)
+    return document
+
+
+def document_version(document: dict[str, Any]) -> str:
+    """A short stable hash of a feed document (its ``version`` and ``control`` excluded)."""
+    body = {k: v for k, v in document.items() if k not in {"version", "control"}}
+    raw = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()

@@ -1,0 +1,310 @@
+"""Streaming ``multipart/form-data`` reception with hard caps, for participant uploads.
+
+Starlette's ``request.form()`` spools every file whole before the application sees it, so a
+16 MiB cap could only be checked after a 2 GB body had been written to disk. Here the body is
+parsed as it arrives: a file part that passes ``max_file_bytes`` raises ``UploadTooLarge`` at
+once and nothing more is read; the ``(max_files + 1)``-th file is refused on its first byte.
+Files go to small spooled temporary files (memory stays flat however many uploads run at once);
+text fields are capped too. ``before_files`` runs once, when the first file part begins (or at
+the end when there is none), so a form without its CSRF token is refused before any photo is
+read.
+"""
+
+from __future__ import annotations
+
+import codecs
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import IO, Final
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+
+from aggregator.errors import AggregatorError, InvalidInput, MediaError
+
+SPOOL_BYTES: Final = 256 * 1024
+MAX_FIELD_BYTES: Final = 16 * 1024
+MAX_FIELDS: Final = 200
+# Headers, boundaries and text fields on top of the files themselves.
+ENVELOPE_BYTES: Final = 64 * 1024
+
+
+class UploadTooLarge(MediaError):
+    """A file (or the whole body) passed its cap; reading stopped there (413)."""
+
+    status_code = 413
+    code = "too_large"
+
+    def __init__(self, message: str, *, filename: str = "", limit: int = 0) -> None:
+        super().__init__(message)
+        self.filename = filename
+        self.limit = limit
+
+
+class TooManyFiles(InvalidInput):
+    """More files than one submission may carry (422)."""
+
+    code = "too_many_files"
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message, field="photos")
+        self.limit = limit
+
+
+class UnsupportedBody(AggregatorError):
+    """The body is not ``multipart/form-data`` (415)."""
+
+    status_code = 415
+    code = "unsupported_body"
+
+
+class IncompleteUpload(AggregatorError):
+    """The body ended before the form did (connection lost, or malformed) (400)."""
+
+    status_code = 400
+    code = "incomplete_upload"
+
+
+@dataclass
+class ReceivedFile:
+    """One uploaded file, spooled; ``read()`` loads it (call it where memory is budgeted)."""
+
+    field: str
+    filename: str
+    content_type: str
+    size: int = 0
+    spool: IO[bytes] = field(default_factory=lambda: _spool(), repr=False)
+
+    def read(self) -> bytes:
+        """The whole file."""
+        self.spool.seek(0)
+        return self.spool.read()
+
+    def close(self) -> None:
+        """Release the temporary file."""
+        self.spool.close()
+
+
+def _spool() -> IO[bytes]:
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed by owner
+
+
+@dataclass
+class ReceivedForm:
+    """Text fields in order, and the non-empty files; use as a context manager."""
+
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    files: list[ReceivedFile] = field(default_factory=list)
+
+    def get(self, name: str, default: str = "") -> str:
+        """The first value of a text field."""
+        return next((v for k, v in self.fields if k == name), default)
+
+    def getlist(self, name: str) -> list[str]:
+        """Every value of a repeated text field."""
+        return [v for k, v in self.fields if k == name]
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        """All text fields."""
+        return iter(self.fields)
+
+    def close(self) -> None:
+        """Release every temporary file."""
+        for item in self.files:
+            item.close()
+
+    def __enter__(self) -> ReceivedForm:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def mib(limit: int) -> str:
+    """A byte count as MB for people (16 MiB → "16")."""
+    return f"{limit / 2**20:g}"
+
+
+def body_cap(max_file_bytes: int, max_files: int) -> int:
+    """The largest acceptable body for these caps."""
+    return max_files * (max_file_bytes + 4096) + ENVELOPE_BYTES
+
+
+class _Receiver:
+    """Callbacks for python-multipart's parser that enforce the caps as bytes arrive."""
+
+    def __init__(
+        self,
+        *,
+        charset: str,
+        max_file_bytes: int,
+        max_files: int,
+        before_files: Callable[[ReceivedForm], None] | None,
+    ) -> None:
+        self.form = ReceivedForm()
+        self.charset = charset
+        self.max_file_bytes = max_file_bytes
+        self.max_files = max_files
+        self.before_files = before_files
+        self.checked = before_files is None
+        self.ended = False
+        self._header_name = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name = ""
+        self._data = bytearray()
+        self._file: ReceivedFile | None = None
+
+    def _decode(self, raw: bytes) -> str:
+        try:
+            return raw.decode(self.charset)
+        except (UnicodeDecodeError, LookupError):
+            return raw.decode("latin-1")
+
+    def run_check(self) -> None:
+        if not self.checked and self.before_files is not None:
+            self.checked = True
+            self.before_files(self.form)
+
+    def on_part_begin(self) -> None:
+        self._headers = {}
+        self._data = bytearray()
+        self._file = None
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._header_name.lower()] = self._header_value
+        self._header_name = b""
+        self._header_value = b""
+
+    def on_headers_finished(self) -> None:
+        _kind, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        if b"name" not in options:
+            raise IncompleteUpload("The form was sent in a way we cannot read.")
+        self._name = self._decode(options[b"name"])
+        if b"filename" in options:
+            self.run_check()
+            content_type = self._decode(self._headers.get(b"content-type", b""))
+            self._file = ReceivedFile(
+                field=self._name,
+                filename=self._decode(options[b"filename"])[:255],
+                content_type=content_type[:100],
+            )
+        elif len(self.form.fields) >= MAX_FIELDS:
+            raise UploadTooLarge("The form has too many fields.")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        file = self._file
+        if file is None:
+            if len(self._data) + (end - start) > MAX_FIELD_BYTES:
+                raise UploadTooLarge(f"The field {self._name[:40]!r} is too long.")
+            self._data += data[start:end]
+            return
+        if file.size == 0 and end > start:
+            # The first byte of a new non-empty file: is there room for it?
+            if len(self.form.files) >= self.max_files:
+                file.close()
+                raise TooManyFiles(
+                    f"Please send at most {self.max_files} photos at once.", limit=self.max_files
+                )
+            self.form.files.append(file)
+        file.size += end - start
+        if file.size > self.max_file_bytes:
+            raise UploadTooLarge(
+                f"The file is larger than {mib(self.max_file_bytes)} MB.",
+                filename=file.filename,
+                limit=self.max_file_bytes,
+            )
+        file.spool.write(data[start:end])
+
+    def on_part_end(self) -> None:
+        if self._file is None:
+            self.form.fields.append((self._name, self._decode(bytes(self._data))))
+        elif self._file.size == 0:
+            self._file.close()  # an empty file input: the browser sends filename="" and nothing
+        self._file = None
+
+    def on_end(self) -> None:
+        self.ended = True
+
+
+async def receive_form(
+    headers: Headers,
+    stream: AsyncIterator[bytes],
+    *,
+    max_file_bytes: int,
+    max_files: int,
+    before_files: Callable[[ReceivedForm], None] | None = None,
+) -> ReceivedForm:
+    """Parse a multipart body within the caps; the caller owns (and must close) the result."""
+    kind, params = parse_options_header(headers.get("content-type", ""))
+    if kind != b"multipart/form-data" or b"boundary" not in params:
+        raise UnsupportedBody("Please send the form as multipart/form-data.")
+    declared = headers.get("content-length")
+    cap = body_cap(max_file_bytes, max_files)
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise UploadTooLarge(
+            f"The upload is larger than {mib(cap)} MB in total.", limit=max_file_bytes
+        )
+    charset_raw = params.get(b"charset", b"utf-8")
+    charset = charset_raw.decode("latin-1") if isinstance(charset_raw, bytes) else charset_raw
+    try:
+        charset = codecs.lookup(charset).name
+    except LookupError:
+        charset = "utf-8"
+    receiver = _Receiver(
+        charset=charset,
+        max_file_bytes=max_file_bytes,
+        max_files=max_files,
+        before_files=before_files,
+    )
+    callbacks = {
+        "on_part_begin": receiver.on_part_begin,
+        "on_part_data": receiver.on_part_data,
+        "on_part_end": receiver.on_part_end,
+        "on_header_field": receiver.on_header_field,
+        "on_header_value": receiver.on_header_value,
+        "on_header_end": receiver.on_header_end,
+        "on_headers_finished": receiver.on_headers_finished,
+        "on_end": receiver.on_end,
+    }
+    received = 0
+    try:
+        parser = MultipartParser(params[b"boundary"], callbacks)  # type: ignore[arg-type]
+        async for chunk in stream:
+            received += len(chunk)
+            if received > cap:  # no Content-Length (chunked), or one that lied
+                raise UploadTooLarge(
+                    f"The upload is larger than {mib(cap)} MB in total.", limit=max_file_bytes
+                )
+            parser.write(chunk)
+        parser.finalize()
+        if not receiver.ended:
+            raise IncompleteUpload(
+                "The upload was interrupted before it was complete. Please try again."
+            )
+        receiver.run_check()
+    except FormParserError as exc:
+        receiver.form.close()
+        raise IncompleteUpload("The form was sent in a way we cannot read.") from exc
+    except ClientDisconnect as exc:
+        receiver.form.close()
+        raise IncompleteUpload("The connection was lost during the upload.") from exc
+    except BaseException:
+        receiver.form.close()
+        raise
+    return receiver.form

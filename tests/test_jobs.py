@@ -1,0 +1,150 @@
+"""Collection end to end: a fake Mastodon over real HTTP → jobs → ingest → rows and files.
+
+A crash in the middle of a run followed by a rerun converges: same rows, no duplicates, and no
+file on disk that no row refers to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from aggregator.config import Settings
+from aggregator.jobs import collect_once, make_job_context, run_source, sweep_media
+from aggregator.media.storage import LocalStorage
+from aggregator.models import AuditEntry, MediaAsset, Source, Submission
+from tests.factories import jpeg_bytes, make_campaign, make_source
+from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.server import serve_app
+
+pytestmark = pytest.mark.anyio
+
+
+def _fake_with_posts(count: int) -> FakeMastodon:
+    fake = FakeMastodon()
+    for n in range(count):
+        status = fake.add_status(tags=["WeRemember"], text=f"We remember {n}")
+        sid = status["id"]
+        fake.media[f"media/{sid}-0.jpg"] = jpeg_bytes(800, 600, (40 + n * 9 % 200, 80, 120))
+    return fake
+
+
+def _serve(fake: FakeMastodon) -> Any:
+    """Serve the fake and point its links and media URLs at the served address."""
+    context = serve_app(fake.app)
+    return context
+
+
+def _rows(session: Session) -> tuple[int, int, set[str]]:
+    submissions = session.exec(select(func.count()).select_from(Submission)).one()
+    assets = session.exec(select(MediaAsset)).all()
+    keys = {key for asset in assets for key in asset.keys.values()}
+    return submissions, len(assets), keys
+
+
+def _on_disk(storage: LocalStorage) -> set[str]:
+    return set(storage.iter_keys())
+
+
+async def test_collect_stores_posts_once_and_rerun_adds_nothing(
+    settings: Settings, engine: Engine, session: Session
+) -> None:
+    fake = _fake_with_posts(5)
+    with _serve(fake) as base_url:
+        fake.base_url = base_url
+        for status in list(fake.statuses.values()):  # re-point media URLs at the live server
+            for attachment in status["media_attachments"]:
+                attachment["url"] = attachment["url"].replace("http://mastodon.test", base_url)
+        campaign = make_campaign(session)
+        source = make_source(session, campaign, config={"url": base_url, "hashtags": ["weremember"]})
+
+        first = await collect_once(settings, engine)
+        assert [r.ok for r in first] == [True], first[0].summary()
+        assert first[0].new_items == 5
+        second = await collect_once(settings, engine, source_id=source.id)
+        assert second[0].new_items == 0
+
+    session.rollback()  # end the read snapshot: see what the job committed
+    submissions, assets, keys = _rows(session)
+    assert (submissions, assets) == (5, 5)
+    storage = LocalStorage(settings.effective_media_dir)
+    assert keys == _on_disk(storage)  # every file belongs to a row, every row has its files
+    stored = session.get(Source, source.id)
+    assert stored is not None and stored.cursor and stored.items_collected == 5
+    assert stored.last_success_at is not None and stored.consecutive_failures == 0
+    texts = sorted(s.text for s in session.exec(select(Submission)).all())
+    assert texts[0].startswith("We remember 0")
+    audits = session.exec(select(func.count()).select_from(AuditEntry)).one()
+    assert audits == 5
+
+
+class DiskFullAfter(LocalStorage):
+    """A storage whose disk fills up after ``budget`` files (the crash in the middle)."""
+
+    def __init__(self, root: Path, budget: int) -> None:
+        super().__init__(root)
+        self.budget = budget
+
+    def put(self, data: bytes, *, suffix: str) -> str:
+        if self.budget <= 0:
+            raise OSError(28, "No space left on device")
+        self.budget -= 1
+        return super().put(data, suffix=suffix)
+
+
+async def test_crash_mid_run_then_rerun_converges(
+    settings: Settings, engine: Engine, session: Session
+) -> None:
+    fake = _fake_with_posts(6)
+    with _serve(fake) as base_url:
+        for status in fake.statuses.values():
+            for attachment in status["media_attachments"]:
+                attachment["url"] = attachment["url"].replace("http://mastodon.test", base_url)
+        campaign = make_campaign(session)
+        source = make_source(session, campaign, config={"url": base_url, "hashtags": ["weremember"]})
+        ctx = make_job_context(settings, engine)
+        # Each post writes two files (slide + thumb): the disk fills during the fourth post.
+        ctx.storage = DiskFullAfter(settings.effective_media_dir, budget=7)
+        crashed = await run_source(ctx, source.id, force=True)
+        assert not crashed.ok and "No space left" in (crashed.error or "")
+        session.rollback()  # end the read snapshot: see what the job committed
+        failed = session.get(Source, source.id)
+        assert failed is not None and failed.consecutive_failures == 1
+        assert failed.next_run_at is not None  # backing off
+        # The page's transaction rolled back: no rows, no cursor, only orphan files.
+        assert _rows(session)[:2] == (0, 0)
+        assert failed.cursor is None
+
+        ctx.storage = LocalStorage(settings.effective_media_dir)
+        again = await run_source(ctx, source.id, force=True)
+        assert again.ok and again.new_items == 6
+        # The housekeeping job removes what the crashed run wrote and nothing else.
+        swept = sweep_media(ctx, older_than_seconds=0)
+        assert len(swept) == 7
+        await ctx.api_http.aclose()
+        await ctx.media_http.aclose()
+
+    session.rollback()  # end the read snapshot: see what the job committed
+    submissions, assets, keys = _rows(session)
+    assert (submissions, assets) == (6, 6)
+    assert len({s.external_id for s in session.exec(select(Submission)).all()}) == 6
+    storage = LocalStorage(settings.effective_media_dir)
+    assert keys == _on_disk(storage)
+
+
+async def test_failing_source_backs_off_and_reports(
+    settings: Settings, engine: Engine, session: Session
+) -> None:
+    campaign = make_campaign(session)
+    # Nothing listens on port 9 of loopback: a connection error.
+    source = make_source(session, campaign, config={"url": "http://127.0.0.1:9", "hashtags": ["x"]})
+    reports = await collect_once(settings, engine, source_id=source.id)
+    assert not reports[0].ok
+    assert reports[0].summary().startswith(f"source {source.id} (mastodon): failed")
+    session.rollback()  # end the read snapshot: see what the job committed
+    stored = session.get(Source, source.id)
+    assert stored is not None and stored.last_error and stored.consecutive_failures == 1
