@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from aggregator import i18n
 from aggregator.collectors import get_collector
-from aggregator.collectors.base import CollectedItem, CollectResult, SourceSpec
+from aggregator.collectors.base import CollectedItem, Collector, CollectResult, SourceSpec
 from aggregator.collectors.fetch import SafeAsyncClient, fetch_remote, make_safe_client
 from aggregator.collectors.html import html_to_text, sanitize_html
 from aggregator.collectors.http import make_api_client, redact_text
@@ -84,6 +84,15 @@ class JobContext:
     storage: Storage
     api_http: httpx.AsyncClient
     media_http: SafeAsyncClient
+    # One collector instance per kind for the life of the process: some keep a login
+    # session between runs (Bluesky), which a fresh instance per run would throw away.
+    collectors: dict[str, Collector] = field(default_factory=dict)
+
+    def collector(self, kind: str) -> Collector:
+        """The process-wide collector for ``kind``."""
+        if kind not in self.collectors:
+            self.collectors[kind] = get_collector(kind)
+        return self.collectors[kind]
 
     @property
     def limits(self) -> MediaLimits:
@@ -220,6 +229,9 @@ async def _acknowledge(
     for item, token in receipts:
         if item.reply_context is None or token is None:
             continue
+        if item.reply_context.get("chat_type", "private") != "private":
+            # In a group everyone would see the link, and the link can withdraw the photo.
+            continue
         lang = str(item.reply_context.get("language") or "en")
         lang = lang if lang in ("en", "ru", "kk") else "en"
         gettext = i18n.translations(lang).gettext
@@ -250,7 +262,7 @@ async def run_source(ctx: JobContext, source_id: int, *, force: bool = False) ->
     spec = source_spec(source, campaign)
     cursor = source.cursor
     try:
-        collector = get_collector(source.kind)
+        collector = ctx.collector(source.kind)
         for _page in range(MAX_PAGES_PER_RUN):
             result: CollectResult = await collector.collect(spec, http=ctx.api_http, cursor=cursor)
             prepared = [(item, await _prepare(ctx, item, report)) for item in result.items]

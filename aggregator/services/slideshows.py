@@ -392,3 +392,35 @@ def document_version(document: dict[str, Any]) -> str:
     body = {k: v for k, v in document.items() if k not in {"version", "control"}}
     raw = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
+
+
+def slide_key(
+    *, session: Session, event: Event, item_id: str, style: str = "slide",
+    scope: str = "projection",
+) -> str | None:
+    """Storage key of one item's image if the event may show it now, else None.
+
+    Re-checked on every image request, so a takedown or a withdrawn consent answers 404 even
+    to a screen that still holds the old feed.
+    """
+    public_id, _, suffix = item_id.partition(".")
+    position = int(suffix) if suffix.isdigit() else 0
+    if suffix and not suffix.isdigit():
+        return None
+    row = session.execute(
+        select(Submission.campaign_id, Submission.status, Submission.consent, MediaAsset.keys)
+        .join(MediaAsset, col(MediaAsset.submission_id) == col(Submission.id))
+        .where(Submission.public_id == public_id, MediaAsset.position == position)
+    ).first()
+    if row is None:
+        return None
+    campaign_id, status, consent, keys = row
+    if (
+        campaign_id not in campaign_ids(event)
+        or status != SubmissionStatus.approved
+        or scope not in (consent or [])
+    ):
+        return None
+    keys = keys or {}
+    key = keys.get(style) or keys.get("slide")
+    return str(key) if key else None

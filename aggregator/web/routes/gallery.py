@@ -1,0 +1,130 @@
+"""The public gallery: a calm grid of approved, web-consented photos, one page per photo,
+and a small iframe-friendly strip partner sites can embed.
+
+No likes, no counters: a memorial, not a feed to compete in. Everything shown comes from
+``services.gallery``, which selects only publishable fields.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+from urllib.parse import urlencode
+
+from babel.dates import format_date
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from aggregator import i18n
+from aggregator.deps import SessionDep
+from aggregator.services.campaigns import get_campaign, localized
+from aggregator.services.gallery import (
+    EMBED_SIZE,
+    PAGE_SIZE,
+    PublicItem,
+    parse_filters,
+    public_item,
+    public_items,
+)
+from aggregator.web.routes.api_read import public_links
+from aggregator.web.templating import render
+
+router = APIRouter()
+
+# The embed page alone may be framed, by any site; it runs no script and submits no form.
+EMBED_HEADERS: Final = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
+        "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors *"
+    ),
+    # Browsers ignore X-Frame-Options when frame-ancestors is present; ALLOWALL keeps the
+    # middleware from adding DENY for the few that do not.
+    "X-Frame-Options": "ALLOWALL",
+    "Cache-Control": "no-cache",
+}
+PAGE_HEADERS: Final = {"Cache-Control": "no-cache"}
+
+
+def _date(item: PublicItem, lang: str) -> str:
+    return str(format_date(item.posted_at, format="long", locale=i18n.locale(lang)))
+
+
+def _query(**params: str | None) -> str:
+    clean = {k: v for k, v in params.items() if v}
+    return f"?{urlencode(clean)}" if clean else ""
+
+
+@router.get("/c/{slug}/gallery", name="gallery", include_in_schema=False)
+def gallery(
+    request: Request,
+    session: SessionDep,
+    slug: str,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+    city: Annotated[str | None, Query(max_length=200)] = None,
+    language: Annotated[str | None, Query(max_length=3)] = None,
+) -> Response:
+    """One page of the grid, newest first, with an "older photos" link."""
+    campaign = get_campaign(session=session, slug=slug)
+    filters = parse_filters(city, language)
+    page = public_items(
+        session=session, campaign=campaign, filters=filters, before=before, limit=PAGE_SIZE
+    )
+    lang = request.state.lang
+    links = public_links(request)
+    older = _query(before=page.next_cursor, **filters.query()) if page.next_cursor else None
+    return render(
+        request,
+        "gallery/gallery.html",
+        {
+            "campaign": campaign,
+            "text": localized(campaign, lang),
+            "items": page.items,
+            "dates": {item.public_id: _date(item, lang) for item in page.items},
+            "filters": filters,
+            "older_url": older,
+            "newest_url": _query(**filters.query()) if before else None,
+            "links": links,
+            "filter_languages": list(i18n.LANGUAGE_NAMES.items()),
+        },
+        headers=PAGE_HEADERS,
+    )
+
+
+@router.get("/c/{slug}/p/{public_id}", name="gallery_photo", include_in_schema=False)
+def photo(request: Request, session: SessionDep, slug: str, public_id: str) -> Response:
+    """One photo: the large image, caption, author as given, city, date and alt text."""
+    campaign = get_campaign(session=session, slug=slug)
+    item = public_item(session=session, campaign=campaign, public_id=public_id[:64])
+    lang = request.state.lang
+    links = public_links(request)
+    return render(
+        request,
+        "gallery/photo.html",
+        {
+            "campaign": campaign,
+            "text": localized(campaign, lang),
+            "item": item,
+            "date": _date(item, lang),
+            "links": links,
+            "page_url": links.photo(campaign.slug, item.public_id),
+        },
+        headers=PAGE_HEADERS,
+    )
+
+
+@router.get("/c/{slug}/embed", name="gallery_embed", include_in_schema=False)
+def embed(request: Request, session: SessionDep, slug: str) -> Response:
+    """A strip of the newest photos for an iframe on a partner site."""
+    campaign = get_campaign(session=session, slug=slug)
+    page = public_items(session=session, campaign=campaign, limit=EMBED_SIZE)
+    return render(
+        request,
+        "gallery/embed.html",
+        {
+            "campaign": campaign,
+            "text": localized(campaign, request.state.lang),
+            "items": page.items,
+            "links": public_links(request),
+        },
+        headers=EMBED_HEADERS,
+    )
