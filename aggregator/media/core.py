@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from aggregator.errors import MediaError
+from aggregator.i18n import N_
 
 MiB: Final = 1024 * 1024
 
@@ -27,15 +28,14 @@ _STATUS: Final[dict[str, int]] = {
 }
 
 _MESSAGES: Final[dict[str, str]] = {
-    "too_large": "The file is too large. Please send a smaller photo.",
-    "too_many_pixels": "The picture has too many pixels. Please send a smaller photo.",
-    "unsupported_format": (
-        "This kind of file is not supported. "
-        "Please send a JPEG, PNG, GIF, WebP, HEIC or AVIF photo."
+    "too_large": N_("The file is too large. Please send a smaller photo."),
+    "too_many_pixels": N_("The picture has too many pixels. Please send a smaller photo."),
+    "unsupported_format": N_(
+        "This kind of file is not supported. Please send a JPEG, PNG, GIF, WebP, HEIC or AVIF photo."
     ),
-    "corrupt": "The file could not be read as a picture. It may be damaged or incomplete.",
-    "empty": "The file is empty.",
-    "bad_dimensions": "The picture has impossible dimensions (zero or absurdly large).",
+    "corrupt": N_("The file could not be read as a picture. It may be damaged or incomplete."),
+    "empty": N_("The file is empty."),
+    "bad_dimensions": N_("The picture has impossible dimensions (zero or absurdly large)."),
 }
 
 

@@ -36,6 +36,8 @@ class Submission(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source_id", "external_id"),
         Index("ix_submission_queue", "campaign_id", "status", "id"),
+        # The moderation queue across all campaigns (keyset on id within one status).
+        Index("ix_submission_status_id", "status", "id"),
         # Public gallery, API and feed: newest first with a (posted_at, public_id) keyset.
         Index("ix_submission_public", "campaign_id", "status", "posted_at", "public_id"),
     )
@@ -68,6 +70,10 @@ class Submission(SQLModel, table=True):
     flags: list[str] = Field(default_factory=list, sa_type=JSON)
     # Approvals so far (a second one is needed for flagged items when the campaign asks).
     approvals: list[int] = Field(default_factory=list, sa_type=JSON)
+    # The first of two approvals (that moderator may not give the second one).
+    first_approved_by_id: int | None = Field(
+        default=None, foreign_key="user.id", ondelete="SET NULL"
+    )
     receipt_token_hash: str | None = Field(default=None, unique=True, max_length=64)
     pinned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     claimed_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -232,7 +232,7 @@ class FakeMastodon:
         extra = {}
         if page:
             kept = [(k, v) for k, v in q.multi_items() if k in PERMITTED_LINK_PARAMS]
-            path = f"{self.base_url}{request.url.path}"
+            path = f"{self.base_url}{quote(request.url.path)}"
             nxt = urlencode([*kept, ("max_id", page[-1]["id"])])
             prev = urlencode([*kept, ("min_id", page[0]["id"])])
             extra["Link"] = f'<{path}?{nxt}>; rel="next", <{path}?{prev}>; rel="prev"'

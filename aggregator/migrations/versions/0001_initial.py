@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 10:55:17.097693
+Create Date: 2026-11-23 10:57:33.695511
 """
 
 from collections.abc import Sequence
@@ -300,6 +300,7 @@ def upgrade() -> None:
         sa.Column("content_warning", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("flags", sa.JSON(), nullable=False),
         sa.Column("approvals", sa.JSON(), nullable=False),
+        sa.Column("first_approved_by_id", sa.Integer(), nullable=True),
         sa.Column("receipt_token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("pinned_at", aggregator.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("claimed_by_id", sa.Integer(), nullable=True),
@@ -320,6 +321,12 @@ def upgrade() -> None:
             ["claimed_by_id"],
             ["user.id"],
             name=op.f("fk_submission_claimed_by_id_user"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["first_approved_by_id"],
+            ["user.id"],
+            name=op.f("fk_submission_first_approved_by_id_user"),
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
@@ -347,6 +354,7 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_submission_queue", ["campaign_id", "status", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_submission_source_id"), ["source_id"], unique=False)
+        batch_op.create_index("ix_submission_status_id", ["status", "id"], unique=False)
 
     op.create_table(
         "auditentry",
@@ -459,6 +467,7 @@ def downgrade() -> None:
 
     op.drop_table("auditentry")
     with op.batch_alter_table("submission", schema=None) as batch_op:
+        batch_op.drop_index("ix_submission_status_id")
         batch_op.drop_index(batch_op.f("ix_submission_source_id"))
         batch_op.drop_index("ix_submission_queue")
         batch_op.drop_index("ix_submission_public")

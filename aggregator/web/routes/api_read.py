@@ -157,9 +157,9 @@ ERRORS: Final[dict[int | str, dict[str, Any]]] = {
 # -- helpers --------------------------------------------------------------------------------
 
 
-def public_links(request: Request) -> Links:
-    """Absolute-URL builder for this app (``public_base_url`` and the media route's path)."""
-    base = request.app.state.settings.public_base_url.rstrip("/")
+def public_links(request: Request, *, absolute: bool = True) -> Links:
+    """URL builder for this app: absolute on ``public_base_url``, or site-relative paths."""
+    base = request.app.state.settings.public_base_url.rstrip("/") if absolute else ""
     media_prefix = str(request.app.url_path_for("media", key="x"))[:-1]
     return Links(base=base, media_prefix=media_prefix)
 

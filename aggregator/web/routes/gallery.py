@@ -31,6 +31,12 @@ from aggregator.web.templating import render
 
 router = APIRouter()
 
+
+def N_(message: str) -> str:
+    """Mark a string for extraction; it is translated where it is shown."""
+    return message
+
+
 # The embed page alone may be framed, by any site; it runs no script and submits no form.
 EMBED_HEADERS: Final = {
     "Content-Security-Policy": (
@@ -43,6 +49,16 @@ EMBED_HEADERS: Final = {
     "Cache-Control": "no-cache",
 }
 PAGE_HEADERS: Final = {"Cache-Control": "no-cache"}
+# How each origin is named under a photo; platform names are not translated.
+SOURCE_LABELS: Final = {
+    "mastodon": "Mastodon",
+    "bluesky": "Bluesky",
+    "telegram": "Telegram",
+    "rss": N_("a web feed"),
+    "collected": N_("a web feed"),
+    "upload": N_("shared on this site"),
+    "import": N_("sent to the organisers"),
+}
 
 
 def _date(item: PublicItem, lang: str) -> str:
@@ -84,6 +100,7 @@ def gallery(
             "older_url": older,
             "newest_url": _query(**filters.query()) if before else None,
             "links": links,
+            "paths": public_links(request, absolute=False),
             "filter_languages": list(i18n.LANGUAGE_NAMES.items()),
         },
         headers=PAGE_HEADERS,
@@ -106,7 +123,8 @@ def photo(request: Request, session: SessionDep, slug: str, public_id: str) -> R
             "item": item,
             "date": _date(item, lang),
             "links": links,
-            "page_url": links.photo(campaign.slug, item.public_id),
+            "paths": public_links(request, absolute=False),
+            "source_label": SOURCE_LABELS.get(item.source_kind, ""),
         },
         headers=PAGE_HEADERS,
     )
@@ -124,7 +142,7 @@ def embed(request: Request, session: SessionDep, slug: str) -> Response:
             "campaign": campaign,
             "text": localized(campaign, request.state.lang),
             "items": page.items,
-            "links": public_links(request),
+            "paths": public_links(request, absolute=False),
         },
         headers=EMBED_HEADERS,
     )
