@@ -9,11 +9,13 @@ and never escapes into the scheduler.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import httpx
 from anyio.to_thread import run_sync
 from sqlalchemy import Engine
@@ -87,6 +89,10 @@ class JobContext:
     # One collector instance per kind for the life of the process: some keep a login
     # session between runs (Bluesky), which a fresh instance per run would throw away.
     collectors: dict[str, Collector] = field(default_factory=dict)
+    # Image processing threads: Pillow releases the GIL while decoding and resizing.
+    image_workers: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(os.cpu_count() or 1)
+    )
 
     def collector(self, kind: str) -> Collector:
         """The process-wide collector for ``kind``."""
@@ -153,7 +159,9 @@ async def _prepare(ctx: JobContext, item: CollectedItem, report: RunReport) -> I
                 ).data
             if data is None:
                 continue
-            processed = await run_sync(lambda d=data: process_image(d, limits=ctx.limits))
+            processed = await run_sync(
+                lambda d=data: process_image(d, limits=ctx.limits), limiter=ctx.image_workers
+            )
         except (ImageRejected, CollectorError) as exc:
             # One bad image must not lose the post or the run; it is counted and logged.
             report.skipped_images += 1
@@ -182,6 +190,21 @@ async def _prepare(ctx: JobContext, item: CollectedItem, report: RunReport) -> I
         content_warning=item.content_warning,
         posted_at=item.created_at,
     )
+
+
+async def _prepare_all(
+    ctx: JobContext, items: Sequence[CollectedItem], report: RunReport
+) -> list[tuple[CollectedItem, Incoming | None]]:
+    """Fetch and process a page's items concurrently, one image worker per core."""
+    prepared: list[Incoming | None] = [None] * len(items)
+
+    async def one(index: int, item: CollectedItem) -> None:
+        prepared[index] = await _prepare(ctx, item, report)
+
+    async with anyio.create_task_group() as group:
+        for index, item in enumerate(items):
+            group.start_soon(one, index, item)
+    return list(zip(items, prepared, strict=True))
 
 
 def _store_page(
@@ -265,7 +288,7 @@ async def run_source(ctx: JobContext, source_id: int, *, force: bool = False) ->
         collector = ctx.collector(source.kind)
         for _page in range(MAX_PAGES_PER_RUN):
             result: CollectResult = await collector.collect(spec, http=ctx.api_http, cursor=cursor)
-            prepared = [(item, await _prepare(ctx, item, report)) for item in result.items]
+            prepared = await _prepare_all(ctx, result.items, report)
             receipts = await run_sync(
                 lambda: _store_page(ctx, source_id, prepared, dict(result.cursor) if result.cursor is not None else None, report)
             )

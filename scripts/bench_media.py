@@ -185,7 +185,7 @@ def main() -> None:
         )
         ratio = pil["ms"] / vips["ms"]
         verdict = "OK" if ratio <= 1.0 and pil["rss"] <= 250 else "MISSED"
-        print(f"ratio Pillow/pyvips: {ratio:.2f} (target <= 1.0), peak RSS target <= 250 MB: {verdict}")
+        print(f"ratio Pillow/pyvips: {ratio:.2f} (target <= 1.0, peak RSS <= 250 MB): {verdict}")
 
 
 _GENERATE = (

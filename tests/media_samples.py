@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageStat
 
 CANARY = b"CANARY"
 
@@ -156,15 +156,8 @@ def srgb_like_icc(description: bytes = b"test profile", *, swap_red_green: bool 
         return b"XYZ \0\0\0\0" + b"".join(s15(c) for c in v)
 
     curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(2.2 * 256)) + b"\0\0"
-    desc = (
-        b"desc\0\0\0\0"
-        + struct.pack(">I", len(description) + 1)
-        + description
-        + b"\0"
-        + b"\0" * 8
-        + b"\0\0\0"
-        + b"\0" * 67
-    )
+    # textDescriptionType: ASCII part, then empty Unicode and ScriptCode parts.
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(description) + 1) + description + b"\0" * 79
     desc += b"\0" * (-len(desc) % 4)
     tags = [
         (b"desc", desc),
@@ -190,21 +183,33 @@ def srgb_like_icc(description: bytes = b"test profile", *, swap_red_green: bool 
         + bytes([2, 0x10, 0, 0])
         + b"mntrRGB XYZ "
         + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
-        + b"acsp"
-        + b"APPL"
-        + b"\0" * 4
-        + b"\0" * 8
-        + b"\0" * 8
-        + b"\0" * 4
+        + b"acspAPPL"
+        + b"\0" * 24  # flags, manufacturer, model, attributes, rendering intent
         + s15(0.9642)
         + s15(1.0)
         + s15(0.8249)
         + b"lcms"
-        + b"\0" * 16
-        + b"\0" * 28
+        + b"\0" * 44  # profile id and reserved
     )
     assert len(header) == 128, len(header)
     return header + struct.pack(">I", len(tags)) + table + body
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+def decode(data: bytes) -> Image.Image:
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im
+
+
+def mean(im: Image.Image, box: tuple[int, int, int, int]) -> tuple[float, ...]:
+    return tuple(ImageStat.Stat(im.convert("RGB").crop(box)).mean)
+
+
+def close(a: tuple[float, ...], b: tuple[int, ...], tol: float = 40) -> bool:
+    return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
 
 # --- the security.md (b) corpus ---------------------------------------------------------------
@@ -373,6 +378,8 @@ ODD_VALID: dict[str, Callable[[], bytes]] = {
     "progressive.jpg": lambda: encode(photo(), "JPEG", progressive=True),
     "i16.png": _i16,
     "palette_transparent.png": _palette_transparent,
+    "rgb_trns.png": lambda: encode(Image.new("RGB", (40, 30), RED), "PNG", transparency=RED),
+    "gray_trns.png": lambda: encode(Image.new("L", (40, 30), 10), "PNG", transparency=10),
     "la.png": lambda: encode(Image.new("LA", (40, 30), (200, 128)), "PNG"),
     "rgba.png": lambda: encode(Image.new("RGBA", (40, 30), (255, 0, 0, 0)), "PNG"),
     "bilevel.png": lambda: encode(Image.new("1", (40, 30), 1), "PNG"),

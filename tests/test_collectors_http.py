@@ -18,6 +18,7 @@ from aggregator.collectors.http import (
     API_MAX_BYTES,
     BodyTooLarge,
     api_limits,
+    get_json,
     make_api_client,
     redact_text,
     redact_url,
@@ -82,6 +83,9 @@ async def test_request_json_parses_and_leaves_a_readable_response(
         response, data = await request_json(client, "GET", "http://api.test/ok", params={"a": "1"})
     assert data == {"ok": True, "echo": {"a": "1"}}
     assert response.status_code == 200 and response.json() == data
+    async with make_api_client(transport=httpx.ASGITransport(app=_api())) as again:
+        _, same = await get_json(again, "http://api.test/ok", params={"a": "1"})
+    assert same == data
 
 
 @pytest.mark.anyio

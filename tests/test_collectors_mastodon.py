@@ -15,7 +15,7 @@ from aggregator.collectors.base import SourceSpec
 from aggregator.collectors.http import make_api_client
 from aggregator.collectors.mastodon import MastodonCollector, normalize_tag, parse_status
 from aggregator.errors import CollectorError, InvalidInput, SourceConfigError
-from tests.fakes.mastodon import FakeMastodon, html_site_app, load
+from tests.fakes.mastodon import FakeMastodon, answering_app, html_site_app, load
 from tests.fakes.server import AppSlot, serve_app
 
 pytestmark = pytest.mark.anyio
@@ -244,14 +244,7 @@ async def test_not_a_mastodon_server_is_a_source_error(http: httpx.AsyncClient) 
 
 
 async def test_old_server_requiring_authentication_422(http: httpx.AsyncClient) -> None:
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    async def refuse(request: Any) -> JSONResponse:
-        return JSONResponse({"error": "This method requires an authenticated user"}, 422)
-
-    app = Starlette(routes=[Route("/api/v1/timelines/tag/{tag}", refuse)])
+    app = answering_app(422, {"error": "This method requires an authenticated user"})
     with serve_app(app) as base:
         spec = SourceSpec(1, "mastodon", {"url": base}, hashtags=("weremember",))
         with pytest.raises(SourceConfigError, match="authenticated user"):
@@ -284,15 +277,7 @@ async def test_429_without_retry_after_uses_the_reset_header(
 
 
 async def test_429_without_any_header_waits_the_window(http: httpx.AsyncClient) -> None:
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    async def throttled(request: Any) -> JSONResponse:
-        return JSONResponse({"error": "Too many requests"}, 429)
-
-    app = Starlette(routes=[Route("/api/v1/timelines/tag/{tag}", throttled)])
-    with serve_app(app) as base:
+    with serve_app(answering_app(429, {"error": "Too many requests"})) as base:
         spec = SourceSpec(1, "mastodon", {"url": base}, hashtags=("weremember",))
         with pytest.raises(CollectorError) as caught:
             await MastodonCollector().collect(spec, http=http, cursor=None)

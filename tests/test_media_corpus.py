@@ -9,11 +9,7 @@ import pytest
 from PIL import Image
 
 from aggregator.media import ImageRejected, process_image
-
-try:
-    from tests import media_samples as samples
-except ImportError:  # tests/ is not a package
-    import media_samples as samples  # type: ignore[no-redef]
+from tests import media_samples as samples
 
 
 def outcome(data: bytes) -> str:
@@ -76,3 +72,15 @@ def test_truncation_at_many_points_is_rejected_cleanly() -> None:
     for data in seeds:
         for cut in range(1, len(data), max(1, len(data) // 40)):
             assert outcome(data[:cut]) in {"ok", "corrupt", "unsupported_format", "empty"}
+
+
+def test_own_pixel_check_runs_before_pillow_can_warn() -> None:
+    """With warnings NOT turned into errors (production), big images are still refused and
+    Pillow never gets as far as emitting its DecompressionBombWarning."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name in ("warn_dims.png", "huge_dims.png", "huge_canvas.gif", "webp_canvas.webp"):
+            assert outcome(samples.HOSTILE[name][0]()) == "too_many_pixels"
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]

@@ -8,11 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.media import ImageRejected, ProcessedImage, process_image
-
-try:
-    from tests import media_samples as samples
-except ImportError:  # tests/ is not a package
-    import media_samples as samples  # type: ignore[no-redef]
+from tests import media_samples as samples
 
 
 @functools.cache

@@ -288,3 +288,15 @@ def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -
             if seconds is not None:
                 return max(0.0, seconds)
     return None
+
+
+async def get_json(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    params: Any = None,
+    headers: Mapping[str, str] | None = None,
+    max_bytes: int = API_MAX_BYTES,
+) -> tuple[httpx.Response, Any]:
+    """``request_json`` for a GET."""
+    return await request_json(http, "GET", url, params=params, headers=headers, max_bytes=max_bytes)

@@ -41,6 +41,9 @@ _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, "
     "application/json;q=0.5, */*;q=0.1"
 )
+# Path segments of profile pictures: Gravatar, Mastodon "accounts/avatars", Flickr buddy icons.
+_AVATAR_SEGMENTS = frozenset({"avatar", "avatars", "buddyicons"})
+_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _JSONP = re.compile(rb"^\s*jsonFlickrFeed\((.*)\)\s*;?\s*$", re.DOTALL)
 _MASTODON_LINK = re.compile(r"^https?://([^/]+)/@([A-Za-z0-9_.-]+)/\w+/?$")
 _FLICKR_AUTHOR = re.compile(r'\((?:"(.*)"|(.*))\)\s*$')
@@ -63,8 +66,11 @@ def _is_mrss(element: ET.Element, name: str) -> bool:
     return any(element.tag == ns + name for ns in _MRSS)
 
 
-def _xml_items(data: bytes) -> dict[str, _XmlItem]:
-    """Index items/entries by every id they carry (guid, id, link); {} if not well-formed XML."""
+def _xml_items(data: bytes, base: str) -> dict[str, _XmlItem]:
+    """Index items/entries by every id they carry (guid, id, link); {} if not well-formed XML.
+
+    Keys and image URLs are stored raw and resolved against ``base``, as feedparser may do.
+    """
     try:
         root = ET.fromstring(data)
     except (ET.ParseError, ValueError):
@@ -87,12 +93,15 @@ def _xml_items(data: bytes) -> dict[str, _XmlItem]:
             descriptions = [c for c in owner if _is_mrss(c, "description")]
             text = " ".join((descriptions[0].text or "").split()) if descriptions else ""
             if text and len(contents) == 1:
-                info.alts.setdefault(str(contents[0].get("url")), text)
+                raw = str(contents[0].get("url")).strip()
+                info.alts.setdefault(raw, text)
+                info.alts.setdefault(urljoin(base, raw), text)
         for child in element:
             name = _local(child.tag)
             key = child.get("href") if child.tag == _ATOM + "link" else child.text
             if name in ("guid", "id", "link") and key and key.strip():
                 found.setdefault(key.strip(), info)
+                found.setdefault(urljoin(base, key.strip()), info)
     return found
 
 
@@ -113,8 +122,8 @@ def _looks_like_image(url: str) -> bool:
 
 def _is_avatar(url: str, attrs: Mapping[str, str] | None = None) -> bool:
     parts = urlsplit(url)
-    host, path = parts.hostname or "", parts.path.lower()
-    if host.endswith("gravatar.com") or "/avatar" in path or "/buddyicons/" in path:
+    host, segments = parts.hostname or "", parts.path.lower().split("/")
+    if host.endswith("gravatar.com") or _AVATAR_SEGMENTS.intersection(segments):
         return True
     return attrs is not None and "avatar" in attrs.get("class", "").lower()
 
@@ -148,7 +157,7 @@ def _images(entry: Any, bodies: list[str], xml: _XmlItem | None, base: str) -> l
             and not _is_avatar(url)
             and (is_image or (not medium and not declared and _looks_like_image(url)))
         ):
-            add(url, alts.get(content.get("url", "")), declared or None)
+            add(url, alts.get(content.get("url", "")) or alts.get(url), declared or None)
     if not found:
         for enclosure in entry.get("enclosures") or ():
             url, declared = _http(enclosure.get("href"), base), enclosure.get("type", "")
@@ -269,6 +278,10 @@ def parse_feed(data: bytes, *, url: str, content_type: str | None = None) -> lis
     """Items with images from a feed body; ``url`` resolves relative links."""
     if (content_type or "").endswith("json") or _JSONP.match(data) or data.lstrip()[:1] == b"{":
         return _flickr_json(data)
+    if _ENTITY_DECLARATION.search(data):
+        # No real feed declares entities; refusing them avoids expansion bombs and external
+        # entities in both XML parsers (defusedxml's default policy).
+        raise CollectorError("the feed declares XML entities; refused")
     # A BytesIO, never bytes or str: feedparser would treat those as a path or URL and open it.
     parsed = feedparser.parse(
         io.BytesIO(data),
@@ -279,7 +292,7 @@ def parse_feed(data: bytes, *, url: str, content_type: str | None = None) -> lis
     )
     if not parsed.get("version") and not parsed.entries:
         raise SourceConfigError("the URL does not serve an RSS or Atom feed")
-    xml_items = _xml_items(data)
+    xml_items = _xml_items(data, url)
     items: dict[str, CollectedItem] = {}
     for entry in parsed.entries:
         item = _entry_item(entry, parsed.feed, xml_items, url)

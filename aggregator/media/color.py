@@ -40,6 +40,8 @@ def _apply_profile(image: Image.Image, icc_profile: bytes) -> Image.Image | None
         space = source.profile.xcolor_space.strip()
         if space != _ICC_MODES.get(image.mode):
             return None  # a profile that does not match the pixels is ignored, not trusted
+        if space == "RGB" and "srgb" in (source.profile.profile_description or "").lower():
+            return None  # already sRGB (most cameras and Android phones): skip a ~30 ms transform
         out_mode = "RGBA" if image.mode == "RGBA" else "RGB"
         result = ImageCms.profileToProfile(
             image,

@@ -31,7 +31,8 @@ _MESSAGES: Final[dict[str, str]] = {
     "too_large": N_("The file is too large. Please send a smaller photo."),
     "too_many_pixels": N_("The picture has too many pixels. Please send a smaller photo."),
     "unsupported_format": N_(
-        "This kind of file is not supported. Please send a JPEG, PNG, GIF, WebP, HEIC or AVIF photo."
+        "This kind of file is not supported. "
+        "Please send a JPEG, PNG, GIF, WebP, HEIC or AVIF photo."
     ),
     "corrupt": N_("The file could not be read as a picture. It may be damaged or incomplete."),
     "empty": N_("The file is empty."),

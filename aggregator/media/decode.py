@@ -119,10 +119,12 @@ def _decode_heif(data: bytes, limits: MediaLimits) -> Decoded:
 def normalize_mode(im: Image.Image) -> Image.Image:
     """Bring any decoded mode to L, LA, RGB, RGBA or CMYK, keeping alpha and full range."""
     mode = im.mode
+    if "transparency" in im.info and mode in ("P", "L", "RGB", "1"):
+        return im.convert("RGBA")  # palette index or a tRNS colour key becomes real alpha
     if mode in ("L", "LA", "RGB", "RGBA", "CMYK"):
         return im
     if mode == "P":
-        return im.convert("RGBA" if "transparency" in im.info else "RGB")
+        return im.convert("RGB")
     if mode in ("PA", "RGBa"):
         return im.convert("RGBA")
     if mode == "La":

@@ -74,7 +74,7 @@ def _entry(feed: ET.Element, item: PublicItem, campaign: Campaign, links: Links)
             rel="enclosure",
             type=_type(image.slide_key),
             href=slide,
-            length=str(image.slide_bytes),
+            **({"length": str(image.slide_bytes)} if image.slide_bytes else {}),
         )
         content = _sub(
             entry,
@@ -113,9 +113,22 @@ def atom_feed(
     if campaign.description:
         _sub(feed, f"{{{ATOM}}}subtitle", campaign.description)
     _sub(feed, f"{{{ATOM}}}updated", _iso(updated))
-    _sub(feed, f"{{{ATOM}}}link", rel="self", type="application/atom+xml", href=links.feed(campaign.slug))
-    _sub(feed, f"{{{ATOM}}}link", rel="alternate", type="text/html", href=links.gallery(campaign.slug))
+    _sub(
+        feed,
+        f"{{{ATOM}}}link",
+        rel="self",
+        type="application/atom+xml",
+        href=links.feed(campaign.slug),
+    )
+    _sub(
+        feed,
+        f"{{{ATOM}}}link",
+        rel="alternate",
+        type="text/html",
+        href=links.gallery(campaign.slug),
+    )
     _sub(feed, f"{{{ATOM}}}generator", "We Remember")
     for item in items:
         _entry(feed, item, campaign, links)
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return document

@@ -145,7 +145,7 @@ def ingest(
     flags: list[str] = []
     if incoming.sensitive:
         flags.append("sensitive")
-    known = _recent_hashes(session, campaign)
+    known = _recent_hashes(session, campaign) if images else []
     for position, item in enumerate(images):
         asset = _store_image(storage, submission, position, item)
         duplicate = _duplicate_of(asset, known, near_distance)

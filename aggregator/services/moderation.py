@@ -1,13 +1,23 @@
 """The moderation state machine: one transition function, one table of allowed edges,
-and an AuditEntry written in the same transaction as every change."""
+and an AuditEntry written in the same transaction as every change.
+
+Every decision starts by locking its row (``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite the
+transaction's first statement is a write, which takes the database write lock and waits for
+it). Of two moderators deciding at once, the second therefore reads the first one's result and
+gets Conflict (409); exactly one audit row records the change that happened.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import update
-from sqlmodel import Session, col
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from aggregator.errors import Conflict, InvalidTransition, NotFound
-from aggregator.models import AuditEntry, Submission, SubmissionStatus, utcnow
+from sqlalchemy import insert, update
+from sqlmodel import Session, col, select
+
+from aggregator.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from aggregator.models import AuditEntry, Campaign, Submission, SubmissionStatus, utcnow
 
 S = SubmissionStatus
 
@@ -18,11 +28,107 @@ TRANSITIONS: dict[SubmissionStatus, frozenset[SubmissionStatus]] = {
     S.removed: frozenset({S.withdrawn}),
     S.withdrawn: frozenset(),
 }
+BULK_MAX = 500
+MAX_REASON = 1000
 
 
 def can_transition(current: SubmissionStatus, target: SubmissionStatus) -> bool:
     """True when the state machine has the edge ``current → target``."""
     return target in TRANSITIONS[current]
+
+
+def _is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def _take_write_lock(session: Session, ids: Iterable[int]) -> None:
+    """On SQLite, make a write the transaction's first statement (waits for the lock)."""
+    if _is_sqlite(session):
+        session.execute(
+            update(Submission)
+            .where(col(Submission.id).in_(list(ids)))
+            .values(claimed_until=col(Submission.claimed_until))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def lock_submission(session: Session, submission_id: int) -> Submission:
+    """Load one submission locked for this transaction, fresh from the database; or NotFound."""
+    _take_write_lock(session, [submission_id])
+    submission = session.get(
+        Submission, submission_id, with_for_update=True, populate_existing=True
+    )
+    if submission is None:
+        session.rollback()
+        raise NotFound(f"There is no submission {submission_id}.")
+    return submission
+
+
+def audit(
+    session: Session,
+    *,
+    action: str,
+    submission_id: int | None = None,
+    actor_id: int | None = None,
+    actor_label: str = "",
+    reason: str = "",
+    from_status: str | None = None,
+    to_status: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Add one audit row to the current transaction (the caller commits)."""
+    session.add(
+        AuditEntry(
+            submission_id=submission_id,
+            actor_id=actor_id,
+            actor_label=actor_label[:100],
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason[:MAX_REASON],
+            detail=detail or {},
+            at=utcnow(),
+        )
+    )
+
+
+def _apply(
+    session: Session,
+    submission: Submission,
+    to: SubmissionStatus,
+    *,
+    actor_id: int | None,
+    actor_label: str,
+    reason: str,
+    expected: SubmissionStatus | None,
+) -> None:
+    """Check the edge and write status + audit on a locked row (no commit)."""
+    current = SubmissionStatus(submission.status)
+    if expected is not None and current != expected:
+        raise Conflict(f"Submission {submission.id} is already {current.value}.")
+    if not can_transition(current, to):
+        raise InvalidTransition(
+            f"Submission {submission.id} is {current.value}; it cannot become {to.value}."
+        )
+    now = utcnow()
+    result = session.execute(
+        update(Submission)
+        .where(col(Submission.id) == submission.id, col(Submission.status) == current)
+        .values(status=to, decided_at=now, claimed_by_id=None, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"Someone else changed submission {submission.id} first.")
+    audit(
+        session,
+        action="transition",
+        submission_id=submission.id,
+        actor_id=actor_id,
+        actor_label=actor_label,
+        reason=reason,
+        from_status=current.value,
+        to_status=to.value,
+    )
 
 
 def transition(
@@ -38,42 +144,241 @@ def transition(
 ) -> Submission:
     """Move one submission to ``to`` and audit it.
 
-    The UPDATE is conditional on the status read, so of two moderators deciding at once
-    exactly one wins; the other gets Conflict (409). ``expected`` lets a caller insist on the
-    state it showed the moderator.
+    The row is locked first, so of two moderators deciding at once exactly one wins; the other
+    gets Conflict (409). ``expected`` lets a caller insist on the state it showed the moderator.
     """
-    submission = session.get(Submission, submission_id)
-    if submission is None:
-        raise NotFound(f"There is no submission {submission_id}.")
-    current = SubmissionStatus(submission.status)
-    if expected is not None and current != expected:
-        raise Conflict(f"Submission {submission_id} is already {current.value}.")
-    if not can_transition(current, to):
-        raise InvalidTransition(
-            f"Submission {submission_id} is {current.value}; it cannot become {to.value}."
-        )
-    now = utcnow()
-    result = session.execute(
-        update(Submission)
-        .where(col(Submission.id) == submission_id, col(Submission.status) == current)
-        .values(status=to, decided_at=now, claimed_by_id=None, claimed_until=None)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-        raise Conflict(f"Someone else changed submission {submission_id} first.")
-    session.add(
-        AuditEntry(
-            submission_id=submission_id,
+    submission = lock_submission(session, submission_id)
+    try:
+        _apply(
+            session,
+            submission,
+            to,
             actor_id=actor_id,
             actor_label=actor_label,
-            action="transition",
-            from_status=current.value,
-            to_status=to.value,
             reason=reason,
-            at=now,
+            expected=expected,
         )
-    )
+    except Conflict:
+        session.rollback()
+        raise
     if commit:
         session.commit()
     session.refresh(submission)
     return submission
+
+
+@dataclass
+class Decision:
+    """The outcome of one approval: the submission and whether it still needs a second one."""
+
+    submission: Submission
+    needs_second_approval: bool = False
+
+
+def _needs_two(session: Session, submission: Submission) -> bool:
+    if not submission.flags:
+        return False
+    campaign = session.get(Campaign, submission.campaign_id)
+    return bool(campaign and campaign.require_second_approval)
+
+
+def _check_claim(submission: Submission, actor_id: int | None) -> None:
+    if (
+        actor_id is not None
+        and submission.claimed_by_id not in (None, actor_id)
+        and submission.claimed_until is not None
+        and submission.claimed_until > utcnow()
+    ):
+        raise Conflict("Another moderator is looking at this item right now.", code="claimed")
+
+
+def approve(
+    *,
+    session: Session,
+    submission_id: int,
+    actor_id: int | None,
+    actor_label: str = "",
+    expected: SubmissionStatus | None = None,
+) -> Decision:
+    """Approve; a flagged item of a campaign asking for two approvals needs two moderators."""
+    submission = lock_submission(session, submission_id)
+    try:
+        if SubmissionStatus(submission.status) == S.pending:
+            _check_claim(submission, actor_id)
+        if (
+            SubmissionStatus(submission.status) == S.pending
+            and actor_id is not None
+            and _needs_two(session, submission)
+        ):
+            if submission.first_approved_by_id is None:
+                submission.first_approved_by_id = actor_id
+                submission.approvals = [actor_id]
+                submission.claimed_by_id = None
+                submission.claimed_until = None
+                session.add(submission)
+                audit(
+                    session,
+                    action="first_approval",
+                    submission_id=submission_id,
+                    actor_id=actor_id,
+                    actor_label=actor_label,
+                    detail={"flags": list(submission.flags)},
+                )
+                session.commit()
+                return Decision(submission, needs_second_approval=True)
+            if submission.first_approved_by_id == actor_id:
+                raise Conflict(
+                    "This flagged item needs the approval of a second moderator.",
+                    code="second_approval_needed",
+                )
+        _apply(
+            session,
+            submission,
+            S.approved,
+            actor_id=actor_id,
+            actor_label=actor_label,
+            reason="",
+            expected=expected,
+        )
+    except Conflict:
+        session.rollback()
+        raise
+    if actor_id is not None:
+        submission.approvals = [*(submission.approvals or []), actor_id]
+        session.add(submission)
+    session.commit()
+    session.refresh(submission)
+    return Decision(submission)
+
+
+def clean_reason(reason: str) -> str:
+    """A rejection or takedown reason, trimmed; InvalidInput when absurdly long."""
+    reason = reason.strip()
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(f"Please keep the reason under {MAX_REASON} characters.", field="reason")
+    return reason
+
+
+@dataclass
+class BulkResult:
+    """What a bulk action did, id by id."""
+
+    done: list[int] = field(default_factory=list)
+    first_approvals: list[int] = field(default_factory=list)
+    conflicts: dict[int, str] = field(default_factory=dict)
+
+
+def bulk(
+    *,
+    session: Session,
+    ids: Sequence[int],
+    action: str,
+    actor_id: int | None,
+    actor_label: str = "",
+    reason: str = "",
+) -> BulkResult:
+    """Approve or reject many pending items in one transaction; others are reported, not fatal.
+
+    Rows another moderator is deciding right now are skipped (``SKIP LOCKED`` on PostgreSQL)
+    and reported as conflicts, like rows that are no longer pending.
+    """
+    if action not in ("approve", "reject"):
+        raise InvalidInput("The action must be approve or reject.", field="action")
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    if not wanted:
+        raise InvalidInput("Select at least one item.", field="ids")
+    if len(wanted) > BULK_MAX:
+        raise InvalidInput(f"Select at most {BULK_MAX} items at once.", field="ids")
+    reason = clean_reason(reason)
+    _take_write_lock(session, wanted)
+    rows = session.exec(
+        select(Submission)
+        .where(col(Submission.id).in_(wanted))
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    ).all()
+    found = {row.id: row for row in rows}
+    result = BulkResult()
+    two_step = _campaigns_needing_two(session, {row.campaign_id for row in rows if row.flags})
+    now = utcnow()
+    final: list[Submission] = []
+    for submission_id in wanted:
+        row = found.get(submission_id)
+        if row is None:
+            result.conflicts[submission_id] = "busy_or_missing"
+        elif SubmissionStatus(row.status) != S.pending:
+            result.conflicts[submission_id] = SubmissionStatus(row.status).value
+        elif (
+            actor_id is not None
+            and row.claimed_by_id not in (None, actor_id)
+            and row.claimed_until is not None
+            and row.claimed_until > now
+        ):
+            result.conflicts[submission_id] = "claimed"
+        elif action == "approve" and actor_id is not None and row.flags and row.campaign_id in two_step:
+            if row.first_approved_by_id is None:
+                row.first_approved_by_id = actor_id
+                row.approvals = [actor_id]
+                row.claimed_by_id = row.claimed_until = None
+                session.add(row)
+                result.first_approvals.append(submission_id)
+            elif row.first_approved_by_id == actor_id:
+                result.conflicts[submission_id] = "second_approval_needed"
+            else:
+                final.append(row)
+        else:
+            final.append(row)
+    to = S.approved if action == "approve" else S.rejected
+    if final:
+        session.execute(
+            update(Submission)
+            .where(col(Submission.id).in_([r.id for r in final]), col(Submission.status) == S.pending)
+            .values(status=to, decided_at=now, claimed_by_id=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        result.done = [int(r.id) for r in final if r.id is not None]
+    entries = [
+        {
+            "submission_id": i,
+            "actor_id": actor_id,
+            "actor_label": actor_label[:100],
+            "action": "transition",
+            "from_status": S.pending.value,
+            "to_status": to.value,
+            "reason": reason,
+            "detail": {"bulk": True},
+            "at": now,
+        }
+        for i in result.done
+    ] + [
+        {
+            "submission_id": i,
+            "actor_id": actor_id,
+            "actor_label": actor_label[:100],
+            "action": "first_approval",
+            "from_status": None,
+            "to_status": None,
+            "reason": "",
+            "detail": {"bulk": True},
+            "at": now,
+        }
+        for i in result.first_approvals
+    ]
+    if entries:
+        session.execute(insert(AuditEntry), entries)
+    session.commit()
+    return result
+
+
+def _campaigns_needing_two(session: Session, campaign_ids: set[int]) -> set[int]:
+    if not campaign_ids:
+        return set()
+    return {
+        int(i)
+        for i in session.exec(
+            select(Campaign.id).where(
+                col(Campaign.id).in_(campaign_ids), col(Campaign.require_second_approval)
+            )
+        ).all()
+        if i is not None
+    }

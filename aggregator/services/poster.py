@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from aggregator import i18n
 from aggregator.i18n import N_
-from aggregator.media.text import draw_text, text_bbox, wrap_text
+from aggregator.media.text import draw_text, wrap_text
 from aggregator.models import Campaign
 from aggregator.services.campaigns import localized
 
@@ -150,7 +150,6 @@ def _height_needed(content: PosterText, width: int, inner: int, scale: float) ->
     y += _block(content.name, sizes["name"], inner, bold=True)[1] + sizes["name"]
     for _lang, sign in content.signs:
         y += _block(sign, sizes["sign"], inner, bold=True)[1]
-    y += sizes["sign"] // 2
     y += sizes["qr"] + sizes["scan"]
     for _lang, scan in content.scan:
         y += _block(scan, sizes["scan"], inner)[1]
@@ -172,8 +171,8 @@ def _draw(
         nonlocal y
         wrapped, _total = _block(text, size, inner, bold)
         for line in wrapped:
-            top = text_bbox(line or " ", size=size, bold=bold)[1]
-            draw_text(draw, (centre, y - top), line, size=size, fill=fill, bold=bold, anchor="ma")
+            # A shared baseline keeps scripts without ascenders (Hebrew) evenly spaced.
+            draw_text(draw, (centre, y + size), line, size=size, fill=fill, bold=bold, anchor="ms")
             y += int(size * 1.3)
 
     lines(content.name, sizes["name"], INK, bold=True)
@@ -182,7 +181,6 @@ def _draw(
     y += sizes["name"]
     for _lang, sign in content.signs:
         lines(sign, sizes["sign"], ACCENT, bold=True)
-    y += sizes["sign"] // 2
     qr = qr_image(content.url, sizes["qr"])
     if qr.width > sizes["qr"] * 1.05:
         qr = qr.resize((sizes["qr"], sizes["qr"]), Image.Resampling.NEAREST)

@@ -16,11 +16,10 @@ from typing import Final, Literal
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from aggregator.errors import Conflict, NotFound
+from aggregator.errors import NotFound
 from aggregator.media.storage import Storage
 from aggregator.models import MediaAsset, Submission, SubmissionStatus
-from aggregator.services.moderation import transition
-from aggregator.services.takedown import erase_submission_media
+from aggregator.services import takedown
 from aggregator.services.users import hash_token
 
 # token_urlsafe(24) makes 32 characters; anything far off that is not a receipt.
@@ -55,9 +54,7 @@ def find_submission(*, session: Session, token: str) -> Submission:
         select(Submission).where(Submission.receipt_token_hash == digest)
     ).first()
     # The lookup is by hash already; compare_digest keeps the final check constant-time.
-    if submission is None or not hmac.compare_digest(
-        submission.receipt_token_hash or "", digest
-    ):
+    if submission is None or not hmac.compare_digest(submission.receipt_token_hash or "", digest):
         raise NotFound("There is no receipt at this address.", code="receipt_not_found")
     return submission
 
@@ -81,33 +78,19 @@ def receipt_for(*, session: Session, token: str) -> Receipt:
 def withdraw(*, session: Session, storage: Storage, token: str) -> Submission:
     """Withdraw the submission of ``token`` and delete its files; repeating it is harmless."""
     submission = find_submission(session=session, token=token)
-    for _attempt in range(3):
-        session.refresh(submission)
-        if submission.status == SubmissionStatus.withdrawn:
-            break
-        try:
-            transition(
-                session=session,
-                submission_id=submission.id,  # type: ignore[arg-type]
-                to=SubmissionStatus.withdrawn,
-                actor_label="participant",
-                reason="withdrawn by the participant",
-                commit=False,
-            )
-        except Conflict:
-            continue  # a moderator decided at the same moment; withdrawal still wins
-        _forget(submission)
-        session.add(submission)
-        session.execute(
-            update(MediaAsset)
-            .where(col(MediaAsset.submission_id) == submission.id)
-            .values(alt_text="")
-        )
-        session.commit()
-        break
-    else:
-        raise Conflict("The photos are being changed right now. Please try again.")
-    erase_submission_media(session=session, storage=storage, submission=submission)
+    submission = takedown.withdraw(
+        session=session,
+        storage=storage,
+        submission_id=submission.id,  # type: ignore[arg-type]
+        actor_label="participant",
+        reason="withdrawn by the participant",
+    )
+    _forget(submission)
+    session.add(submission)
+    session.execute(
+        update(MediaAsset).where(col(MediaAsset.submission_id) == submission.id).values(alt_text="")
+    )
+    session.commit()
     return submission
 
 

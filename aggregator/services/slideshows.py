@@ -36,6 +36,7 @@ changes at once over server-sent events and compare ``control.seq``.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import unicodedata
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
+import segno
 from sqlmodel import Session, col, select
 
 from aggregator.models import Campaign, Event, MediaAsset, Source, Submission, SubmissionStatus
@@ -424,3 +426,17 @@ def slide_key(
     keys = keys or {}
     key = keys.get(style) or keys.get("slide")
     return str(key) if key else None
+
+
+def upload_url(public_base_url: str, campaign: Campaign) -> str:
+    """Absolute address of a campaign's upload page (what the QR code opens)."""
+    return f"{public_base_url.rstrip('/')}/c/{campaign.slug}"
+
+
+def qr_svg(url: str) -> bytes:
+    """A black-on-white QR code (medium error correction) as SVG bytes."""
+    buffer = io.BytesIO()
+    segno.make(url, error="m").save(
+        buffer, kind="svg", scale=10, border=2, dark="#000", light="#fff", xmldecl=False
+    )
+    return buffer.getvalue()

@@ -59,7 +59,9 @@ MAX_MESSAGE: Final = 1000
 MAX_ALT: Final = 1500
 HONEYPOT_FIELD: Final = "website"
 # Bidi overrides and isolates let a name display as something else; they never belong in one.
-_BIDI_CONTROLS: Final = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+_BIDI_CONTROLS: Final = dict.fromkeys(
+    map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+)
 
 Processor = Callable[[bytes, str], ProcessedImage]
 
@@ -149,9 +151,7 @@ class UploadsClosed(Forbidden):
         self.opens_at = opens_at
 
 
-def problem_for(
-    exc: AggregatorError, *, filename: str = "", index: int | None = None
-) -> Problem:
+def problem_for(exc: AggregatorError, *, filename: str = "", index: int | None = None) -> Problem:
     """Turn any error an upload can meet into a translatable Problem."""
     status = int(getattr(exc, "status_code", 400))
     if isinstance(exc, SubmissionRefused):
@@ -165,18 +165,27 @@ def problem_for(
     if isinstance(exc, ImageRejected):
         code = str(exc.code)
         params: dict[str, Any] = {}
-        return Problem(code, REJECTED.get(code, REJECTED["corrupt"]), params, "photos",
-                       filename, index, status)
+        return Problem(
+            code, REJECTED.get(code, REJECTED["corrupt"]), params, "photos", filename, index, status
+        )
     if isinstance(exc, TooManyFiles):
-        return Problem("too_many_files", MESSAGES["too_many_files"], {"limit": exc.limit},
-                       "photos", filename, index, 422)
+        return Problem(
+            "too_many_files",
+            MESSAGES["too_many_files"],
+            {"limit": exc.limit},
+            "photos",
+            filename,
+            index,
+            422,
+        )
     if isinstance(exc, TooManyRequests):
         minutes = max(1, -(-exc.retry_after // 60))
         return Problem("rate_limited", MESSAGES["rate_limited"], {"minutes": minutes}, status=429)
     if isinstance(exc, UploadsClosed):
         if exc.opens_at is not None:
-            return Problem("uploads_closed", MESSAGES["uploads_not_open"],
-                           {"date": exc.opens_at}, status=403)
+            return Problem(
+                "uploads_closed", MESSAGES["uploads_not_open"], {"date": exc.opens_at}, status=403
+            )
         return Problem("uploads_closed", MESSAGES["uploads_closed"], status=403)
     if isinstance(exc, Forbidden) and exc.code == "csrf":
         return Problem("csrf", MESSAGES["csrf"], status=403)
@@ -194,8 +203,15 @@ def with_limits(problem: Problem, settings: Settings) -> Problem:
         extra["megapixels"] = f"{settings.upload_max_pixels / 1e6:g}"
     if not extra:
         return problem
-    return Problem(problem.code, problem.message, {**problem.params, **extra}, problem.field,
-                   problem.filename, problem.index, problem.status)
+    return Problem(
+        problem.code,
+        problem.message,
+        {**problem.params, **extra},
+        problem.field,
+        problem.filename,
+        problem.index,
+        problem.status,
+    )
 
 
 # -- window and rate ---------------------------------------------------------------------
@@ -342,8 +358,14 @@ def stage_photo(
     sweep_staged(session=session, storage=storage, now=now, limit=50)
     derivatives = {
         style: {
-            "key": storage.put(d.data, suffix=".jpg" if d.content_type == "image/jpeg" else
-                               ".webp" if d.content_type == "image/webp" else ".png"),
+            "key": storage.put(
+                d.data,
+                suffix=".jpg"
+                if d.content_type == "image/jpeg"
+                else ".webp"
+                if d.content_type == "image/webp"
+                else ".png",
+            ),
             "width": d.width,
             "height": d.height,
             "content_type": d.content_type,
@@ -471,7 +493,7 @@ def store_submission(
         author_name=fields.author_name,
         city=fields.city or None,
         text=fields.text,
-        language=fields.language,
+        language=fields.language or None,
         consent=fields.consent,
     )
     result = ingest(

@@ -121,21 +121,25 @@ def load_user(request: Request, session: Session) -> User | None:
         select(LoginSession).where(LoginSession.token_hash == hash_token(token))
     ).first()
     if row is None:
+        session.commit()
         return None
     settings: Settings = request.app.state.settings
     now = utcnow()
     idle = timedelta(minutes=settings.session_idle_minutes)
     if row.expires_at <= now or row.last_seen_at + idle <= now:
-        session.delete(row)
+        session.execute(delete(LoginSession).where(col(LoginSession.id) == row.id))
         session.commit()
         return None
     found = session.get(User, row.user_id)
     if found is None or not found.active:
+        session.commit()
         return None
     if now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
         session.add(row)
-        session.commit()
+    # Always end the transaction here: a SQLite read snapshot kept open would make the
+    # request's first write fail if another writer committed in between.
+    session.commit()
     request.state.user = found
     return found
 

@@ -91,7 +91,7 @@ class FakeMastodon:
         local: bool = True,
     ) -> dict[str, Any]:
         """Add a status shaped like the recorded two-image status; return it."""
-        status = copy.deepcopy(load("mastodon_status_with_two_images.json"))
+        status: dict[str, Any] = copy.deepcopy(load("mastodon_status_with_two_images.json"))
         template = status["media_attachments"][0]
         sid = status_id or self.new_id()
         base = self.base_url
@@ -274,6 +274,19 @@ class FakeMastodon:
                 Route("/api/{rest:path}", self.not_found),
             ]
         )
+
+
+def answering_app(status: int, body: Any) -> Starlette:
+    """A server whose tag timeline always answers ``status`` with JSON ``body`` and no headers.
+
+    E.g. ``422 {"error": "This method requires an authenticated user"}`` (servers before
+    mastodon#26237) or a bare ``429`` without any rate-limit header.
+    """
+
+    async def answer(request: Request) -> Response:
+        return JSONResponse(body, status_code=status)
+
+    return Starlette(routes=[Route("/api/v1/timelines/tag/{tag}", answer)])
 
 
 def html_site_app() -> Starlette:

@@ -244,7 +244,6 @@ def campaign_out(campaign: Campaign, links: Links) -> CampaignOut:
     "/api/v1/campaigns",
     name="api_campaigns",
     response_model=CampaignList,
-    responses={422: ERRORS[422]},
     tags=["public"],
     summary="List campaigns",
 )
@@ -305,7 +304,8 @@ def list_items(
     response_class=Response,
     responses={
         200: {"content": {"application/atom+xml": {}}, "description": "Atom with Media RSS."},
-        404: {"description": "No such campaign."},
+        404: {"content": {"text/html": {}}, "description": "No such campaign."},
+        422: {"content": {"text/html": {}}, "description": "Not a valid campaign name."},
     },
 )
 def feed(request: Request, session: SessionDep, slug: str) -> Response:
@@ -327,4 +327,3 @@ def feed(request: Request, session: SessionDep, slug: str) -> Response:
 def preflight() -> Response:
     """CORS preflight for the read endpoints (a conditional GET sends If-None-Match)."""
     return Response(status_code=204, headers=PREFLIGHT_HEADERS)
-

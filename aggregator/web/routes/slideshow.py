@@ -8,14 +8,12 @@ does not leak through logs, search engines or shared caches (security.md S1).
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import anyio
-import segno
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlmodel import Session
@@ -27,7 +25,7 @@ from aggregator.errors import NotFound
 from aggregator.i18n import direction, translations
 from aggregator.media.storage import media_response
 from aggregator.models import Campaign
-from aggregator.services.slideshows import slide_key
+from aggregator.services.slideshows import qr_svg, slide_key, upload_url
 from aggregator.services.slideshows_control import record_heartbeat
 from aggregator.services.slideshows_feed import FeedCache, LiveFeed, display_language
 from aggregator.services.slideshows_settings import effective_settings
@@ -182,20 +180,6 @@ def show_qr(token: str, request: Request, session: SessionDep) -> Response:
         media_type="image/svg+xml",
         headers={**PRIVATE_HEADERS, "Cache-Control": "private, max-age=3600"},
     )
-
-
-def upload_url(public_base_url: str, campaign: Campaign) -> str:
-    """Absolute address of a campaign's upload page (what the QR code opens)."""
-    return f"{public_base_url.rstrip('/')}/c/{campaign.slug}"
-
-
-def qr_svg(url: str) -> bytes:
-    """A black-on-white QR code (medium error correction) as SVG bytes."""
-    buffer = io.BytesIO()
-    segno.make(url, error="m").save(
-        buffer, kind="svg", scale=10, border=2, dark="#000", light="#fff", xmldecl=False
-    )
-    return buffer.getvalue()
 
 
 @router.get("/show/{token}/logo", name="show_logo", include_in_schema=False)

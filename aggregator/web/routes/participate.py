@@ -1,0 +1,387 @@
+"""The participant's pages: the campaign page with its upload form, the receipt, withdrawal.
+
+Uploads are streamed (``services.uploads_stream``) and processed in worker threads; database
+work runs in threads too, so a slow disk never stalls other uploads. See ``services.uploads``
+for the two upload paths (per-photo staging with JavaScript, one plain form without).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Final, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+from fastapi import APIRouter, Depends
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from aggregator.config import Settings
+from aggregator.deps import SessionDep, SettingsDep
+from aggregator.errors import AggregatorError, Forbidden, TooManyRequests
+from aggregator.i18n import LANGUAGE_NAMES, N_
+from aggregator.media import ProcessedImage
+from aggregator.models import CONSENT_SCOPES, Campaign, StagedPhoto
+from aggregator.services import uploads as up
+from aggregator.services.campaigns import DEFAULT_CONSENT, get_campaign, localized
+from aggregator.services.ingest import IncomingImage
+from aggregator.services.poster import sign_text
+from aggregator.services.receipts import receipt_for, withdraw
+from aggregator.services.uploads_stream import ReceivedForm, mib, receive_form
+from aggregator.web.auth import client_ip
+from aggregator.web.csrf import check_csrf, require_csrf_form
+from aggregator.web.templating import gettext, render
+
+router = APIRouter()
+T = TypeVar("T")
+
+# Receipts carry a private token in the address: never cached, indexed or sent as Referer.
+PRIVATE_HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+def get_processor(settings: SettingsDep) -> up.Processor:
+    """The image pipeline as a dependency (the upload benchmark overrides it)."""
+    return up.make_processor(settings)
+
+
+ProcessorDep = Annotated[up.Processor, Depends(get_processor)]
+
+
+def upload_limiter(request: Request) -> anyio.CapacityLimiter:
+    """The app's cap on concurrent image processing, made on first use."""
+    state = request.app.state
+    limiter = getattr(state, "upload_limiter", None)
+    if limiter is None:
+        limiter = state.upload_limiter = anyio.CapacityLimiter(up.PROCESSING_CONCURRENCY)
+    return limiter
+
+
+async def in_thread(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run blocking (database, disk) work off the event loop."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, **kwargs))
+
+
+def check_same_origin(request: Request) -> None:
+    """Refuse requests a browser marks as cross-site (Fetch Metadata, then Origin)."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    cross = site == "cross-site"
+    if origin is not None and not cross:
+        cross = origin == "null" or urlsplit(origin).netloc != request.headers.get("host", "")
+    if cross:
+        raise Forbidden("Cross-site request refused.", code="csrf")
+
+
+def _consent_rows(campaign: Campaign, request: Request) -> list[tuple[str, str, bool]]:
+    texts = localized(campaign, request.state.lang).consent
+    rows = []
+    for scope in CONSENT_SCOPES:
+        text = texts[scope]
+        if text == DEFAULT_CONSENT[scope]:  # not customised: our catalogs translate it
+            text = gettext(request, text)
+        rows.append((scope, text, scope == CONSENT_SCOPES[0]))
+    return rows
+
+
+# The default consent wording lives in services.campaigns; listed here for extraction.
+_CONSENT_MSGIDS: Final = (
+    N_("My photo may be shown at commemorative events."),
+    N_("My photo may appear in the public online gallery."),
+    N_("My photo may be kept in the memorial's archive."),
+)
+
+
+def campaign_page_response(
+    request: Request,
+    campaign: Campaign,
+    *,
+    status: int = 200,
+    problems: Sequence[up.Problem] = (),
+    values: dict[str, Any] | None = None,
+    staged: Sequence[StagedPhoto] = (),
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Render the campaign page, with the form's previous values and problems when refused."""
+    settings: Settings = request.app.state.settings
+    lang = request.state.lang
+    text = localized(campaign, lang)
+    fixed = [up.with_limits(p, settings) for p in problems]
+    field_errors: dict[str, list[str]] = {}
+    file_errors: list[tuple[str, str]] = []
+    general: list[str] = []
+    for problem in fixed:
+        message = problem.text(lang)
+        if problem.filename:
+            file_errors.append((problem.filename, message))
+        elif problem.field and problem.field != "photos":
+            field_errors.setdefault(problem.field, []).append(message)
+        else:
+            general.append(message)
+    languages = [
+        c for c in dict.fromkeys([*campaign.languages, *settings.languages]) if c in LANGUAGE_NAMES
+    ]
+    context = {
+        "campaign": campaign,
+        "text": text,
+        "sign": sign_text(campaign, lang),
+        "window": up.window_state(campaign),
+        "consent_rows": _consent_rows(campaign, request),
+        "message_languages": languages,
+        "values": values or {"language": lang, "consent": []},
+        "field_errors": field_errors,
+        "file_errors": file_errors,
+        "general_errors": general,
+        "staged": [(row.token, row.derivatives.get("thumb", {}).get("key")) for row in staged],
+        "max_files": settings.upload_max_files,
+        "max_bytes": settings.upload_max_bytes,
+        "max_mb": mib(settings.upload_max_bytes),
+        "limits": {
+            "name": up.MAX_NAME,
+            "city": up.MAX_CITY,
+            "message": up.MAX_MESSAGE,
+            "alt": up.MAX_ALT,
+        },
+        "honeypot": up.HONEYPOT_FIELD,
+    }
+    all_headers = {"Cache-Control": "no-store", **(headers or {})}
+    return render(request, "public/campaign.html", context, status_code=status, headers=all_headers)
+
+
+@router.get("/c/{slug}", name="campaign_page", include_in_schema=False)
+def campaign_page(slug: str, request: Request, session: SessionDep) -> Response:
+    """The campaign's text and sign in the visitor's language, and the upload form."""
+    return campaign_page_response(request, get_campaign(session=session, slug=slug))
+
+
+def _retry_headers(exc: AggregatorError) -> dict[str, str]:
+    if isinstance(exc, TooManyRequests):
+        return {"Retry-After": str(exc.retry_after)}
+    return {}
+
+
+@router.post("/c/{slug}/photos", name="stage_photo", include_in_schema=False)
+async def stage_photo(
+    slug: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    processor: ProcessorDep,
+) -> Response:
+    """One photo sent by the page's script: processed and kept for the form (JSON answer)."""
+    lang = request.state.lang
+    try:
+        campaign = await in_thread(get_campaign, session=session, slug=slug)
+        check_same_origin(request)
+        check_csrf(request, None)
+        up.check_window(campaign)
+        await in_thread(
+            up.count_upload, session=session, settings=settings, ip=client_ip(request), photo=True
+        )
+        with await receive_form(
+            request.headers, request.stream(), max_file_bytes=settings.upload_max_bytes, max_files=1
+        ) as form:
+            if not form.files:
+                raise up.SubmissionRefused([up.Problem("no_photos", up.MESSAGES["no_photos"])])
+            [result] = await up.process_files(form.files, processor, upload_limiter(request))
+        if isinstance(result, up.Problem):
+            raise up.SubmissionRefused([result])
+        row = await in_thread(
+            up.stage_photo,
+            session=session,
+            storage=request.app.state.storage,
+            campaign=campaign,
+            owner=up.owner_of(request.state.csrf_token),
+            image=result,
+        )
+    except AggregatorError as exc:
+        problem = up.with_limits(up.problem_for(exc), settings)
+        status = 404 if exc.status_code == 404 else problem.status
+        return JSONResponse(
+            {"error": {"code": problem.code, "message": problem.text(lang)}},
+            status_code=status,
+            headers={"Cache-Control": "no-store", **_retry_headers(exc)},
+        )
+    thumb = row.derivatives["thumb"]["key"]
+    return JSONResponse(
+        {"id": row.token, "thumb": request.url_for("media", key=thumb).path},
+        status_code=201,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _values(form: ReceivedForm) -> dict[str, Any]:
+    return {
+        "name": form.get("name"),
+        "city": form.get("city"),
+        "message": form.get("message"),
+        "language": form.get("language"),
+        "consent": form.getlist("consent"),
+    }
+
+
+def _multi(form: ReceivedForm) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for key, value in form.items():
+        grouped.setdefault(key, []).append(value)
+    return grouped
+
+
+@router.post("/c/{slug}/submit", name="submit_photos", include_in_schema=False)
+async def submit_photos(
+    slug: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    processor: ProcessorDep,
+) -> Response:
+    """The form: staged photos (script) or the photos themselves (no script) → the queue."""
+    campaign = await in_thread(get_campaign, session=session, slug=slug)
+    storage = request.app.state.storage
+    owner = up.owner_of(request.state.csrf_token)
+
+    def before_files(form: ReceivedForm) -> None:
+        check_csrf(request, form.get("csrf_token") or None)
+
+    try:
+        check_same_origin(request)
+        up.check_window(campaign)
+        await in_thread(up.count_upload, session=session, settings=settings, ip=client_ip(request))
+        form = await receive_form(
+            request.headers,
+            request.stream(),
+            max_file_bytes=settings.upload_max_bytes,
+            max_files=settings.upload_max_files,
+            before_files=before_files,
+        )
+    except AggregatorError as exc:
+        problem = up.problem_for(exc)
+        return campaign_page_response(
+            request,
+            campaign,
+            status=problem.status,
+            problems=[problem],
+            headers=_retry_headers(exc),
+        )
+    with form:
+        return await _finish_submission(
+            request, session, settings, processor, campaign, form, storage, owner
+        )
+
+
+async def _finish_submission(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    processor: up.Processor,
+    campaign: Campaign,
+    form: ReceivedForm,
+    storage: Any,
+    owner: str,
+) -> Response:
+    languages = [*campaign.languages, *settings.languages]
+    fields, problems = up.read_fields(
+        _multi(form), languages=languages, default_language=request.state.lang
+    )
+    staged, staged_problems = await in_thread(
+        up.load_staged,
+        session=session,
+        storage=storage,
+        campaign=campaign,
+        owner=owner,
+        tokens=form.getlist("staged"),
+    )
+    problems += staged_problems
+    total = len(staged) + len(form.files)
+    if total == 0 and not staged_problems:
+        problems.append(up.Problem("no_photos", up.MESSAGES["no_photos"], field="photos"))
+    if total > settings.upload_max_files:
+        problems.append(
+            up.Problem(
+                "too_many_files",
+                up.MESSAGES["too_many_files"],
+                {"limit": settings.upload_max_files},
+                "photos",
+            )
+        )
+    results = await up.process_files(form.files, processor, upload_limiter(request))
+    file_problems = [r for r in results if isinstance(r, up.Problem)]
+    processed = [r for r in results if isinstance(r, ProcessedImage)]
+    rows = [row for row, _image in staged]
+    if file_problems or problems:
+        if not file_problems and processed:
+            # Keep good photos of a form refused for a missing tick: nobody chooses them twice.
+            rows += [
+                await in_thread(
+                    up.stage_photo,
+                    session=session,
+                    storage=storage,
+                    campaign=campaign,
+                    owner=owner,
+                    image=image,
+                )
+                for image in processed
+            ]
+        ordered = file_problems + problems
+        return campaign_page_response(
+            request,
+            campaign,
+            status=ordered[0].status,
+            problems=ordered,
+            values=_values(form),
+            staged=rows,
+        )
+    shared_alt = up.clean_alt(form.get("alt"))
+    images = [
+        IncomingImage(image, up.clean_alt(form.get(f"alt:{row.token}")) or shared_alt)
+        for row, image in staged
+    ]
+    images += [IncomingImage(image, shared_alt) for image in processed]
+    result = await in_thread(
+        up.store_submission,
+        session=session,
+        storage=storage,
+        settings=settings,
+        campaign=campaign,
+        fields=fields,
+        images=images,
+        staged=rows,
+    )
+    target = request.url_for("receipt", token=result.receipt_token or "").path
+    return RedirectResponse(
+        f"{target}?new=1", status_code=303, headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.get("/r/{token}", name="receipt", include_in_schema=False)
+def receipt(token: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """A participant's private page: their photos, what became of them, and Withdraw."""
+    data = receipt_for(session=session, token=token)
+    path = str(request.url_for("receipt", token=token).path)
+    context = {
+        "receipt": data,
+        "submission": data.submission,
+        "is_new": request.query_params.get("new") == "1",
+        "confirm": request.query_params.get("withdraw") == "1",
+        "receipt_url": settings.public_base_url.rstrip("/") + path,
+        "campaign": session.get(Campaign, data.submission.campaign_id),
+    }
+    return render(request, "public/receipt.html", context, headers=PRIVATE_HEADERS)
+
+
+@router.post(
+    "/r/{token}/withdraw",
+    name="withdraw",
+    dependencies=[Depends(require_csrf_form)],
+    include_in_schema=False,
+)
+def withdraw_photos(token: str, request: Request, session: SessionDep) -> Response:
+    """Withdraw: out of the queue, slideshows, gallery and exports; files deleted."""
+    withdraw(session=session, storage=request.app.state.storage, token=token)
+    target = request.url_for("receipt", token=token).path
+    return RedirectResponse(target, status_code=303, headers=PRIVATE_HEADERS)
