@@ -158,7 +158,8 @@ def export_event(
         lang=export_lang(event, settings),
         progress=report,
     )
-    temp = out_path.with_name(f".{out_path.name}.{secrets.token_hex(6)}.part")
+    # Hidden, unique, and with the target's suffix (writers may choose the format by it).
+    temp = out_path.with_name(f".part-{secrets.token_hex(6)}-{out_path.name}")
     try:
         writer(context, slides, temp)
         with open(temp, "rb+") as handle:

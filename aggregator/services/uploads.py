@@ -19,37 +19,54 @@ Messages are msgids translated in the visitor's language by ``Problem.text``.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Final, Literal
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal
 
 import anyio
-from babel.dates import format_datetime
 from sqlalchemy import delete
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
-from aggregator import i18n
 from aggregator.config import Settings
-from aggregator.errors import AggregatorError, Forbidden, TooManyRequests
-from aggregator.i18n import N_
-from aggregator.media import Derivative, ImageRejected, ProcessedImage, process_image
+from aggregator.media import ImageRejected, ProcessedImage, process_image
 from aggregator.media.storage import Storage
 from aggregator.models import CONSENT_SCOPES, Campaign, Origin, StagedPhoto, utcnow
 from aggregator.services import ratelimit
 from aggregator.services.ingest import Incoming, IncomingImage, Ingested, ingest, media_limits
-from aggregator.services.uploads_stream import (
-    IncompleteUpload,
-    ReceivedFile,
-    TooManyFiles,
-    UnsupportedBody,
-    UploadTooLarge,
-    mib,
+from aggregator.services.uploads_problems import (
+    MESSAGES,
+    REJECTED,
+    Problem,
+    SubmissionRefused,
+    UploadsClosed,
+    problem_for,
+    with_limits,
 )
-from aggregator.services.users import hash_token
+from aggregator.services.uploads_staging import (
+    STAGE_TTL,
+    delete_files,
+    load_staged,
+    owner_of,
+    stage_photo,
+    sweep_staged,
+)
+from aggregator.services.uploads_stream import ReceivedFile
 
-STAGE_TTL: Final = timedelta(hours=1)
+__all__ = [
+    "MESSAGES",
+    "REJECTED",
+    "STAGE_TTL",
+    "Problem",
+    "SubmissionRefused",
+    "UploadsClosed",
+    "load_staged",
+    "owner_of",
+    "problem_for",
+    "stage_photo",
+    "sweep_staged",
+    "with_limits",
+]
 # Decoding a 40 MP photo takes ~200 MB and a core for a second; two at a time on the 2-core
 # host (security.md (c)); uploads still stream in concurrently, only processing waits.
 PROCESSING_CONCURRENCY: Final = 2
@@ -64,155 +81,6 @@ _BIDI_CONTROLS: Final = dict.fromkeys(
 )
 
 Processor = Callable[[bytes, str], ProcessedImage]
-
-REJECTED: Final[dict[str, str]] = {
-    "too_large": N_("This photo is larger than %(limit)s MB. Please choose a smaller one."),
-    "too_many_pixels": N_(
-        "This photo has too many pixels (the limit is %(megapixels)s megapixels). "
-        "Please choose a smaller one."
-    ),
-    "unsupported_format": N_(
-        "This is not a kind of picture we can use. Please choose a JPEG, PNG, HEIC, WebP or "
-        "GIF photo."
-    ),
-    "corrupt": N_("This file could not be read as a picture. It may be damaged or incomplete."),
-    "empty": N_("This file is empty."),
-    "bad_dimensions": N_("This picture has impossible dimensions."),
-}
-MESSAGES: Final[dict[str, str]] = {
-    "too_many_files": N_("Please send at most %(limit)s photos at once."),
-    "incomplete_upload": N_("The upload was interrupted before it was complete. Please try again."),
-    "unsupported_body": N_("The form could not be read. Please reload the page and try again."),
-    "csrf": N_("This page has expired. Please reload it and try again."),
-    "uploads_closed": N_("Uploads for this campaign are closed."),
-    "uploads_not_open": N_("Uploads for this campaign open on %(date)s."),
-    "rate_limited": N_(
-        "Many photos have been sent from this connection in a short time. Please wait "
-        "%(minutes)s minutes and try again."
-    ),
-    "honeypot": N_("This form was filled in automatically. Please leave the last field empty."),
-    "consent_required": N_(
-        "Please tick the first box. Without this permission we cannot show your photo."
-    ),
-    "no_photos": N_("Please add at least one photo."),
-    "too_long": N_("Please shorten this to %(limit)s characters."),
-    "staged_missing": N_(
-        "One of your photos waited too long and was removed. Please add it again."
-    ),
-}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a submission, attached to a field or a file, translatable."""
-
-    code: str
-    message: str  # an msgid
-    params: Mapping[str, Any] = field(default_factory=dict)
-    field: str = ""
-    filename: str = ""
-    index: int | None = None  # which photo of the request (0-based), if any
-    status: int = 422
-
-    def text(self, lang: str) -> str:
-        """The message in ``lang``, dates and numbers localised."""
-        translated = str(i18n.translations(lang).gettext(self.message))
-        if not self.params:
-            return translated
-        values = {
-            k: format_datetime(v, format="long", locale=i18n.locale(lang))
-            if isinstance(v, datetime)
-            else v
-            for k, v in self.params.items()
-        }
-        return translated % values
-
-
-class SubmissionRefused(AggregatorError):
-    """The submission (or one staged photo) was refused; nothing was stored."""
-
-    code = "refused"
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        first = problems[0]
-        super().__init__(first.text("en"), code=first.code)
-        self.problems = list(problems)
-        self.status_code = first.status
-        self.retry_after: int | None = None
-
-
-class UploadsClosed(Forbidden):
-    """The campaign's upload window is not open now."""
-
-    code = "uploads_closed"
-
-    def __init__(self, message: str, *, opens_at: datetime | None = None) -> None:
-        super().__init__(message)
-        self.opens_at = opens_at
-
-
-def problem_for(exc: AggregatorError, *, filename: str = "", index: int | None = None) -> Problem:
-    """Turn any error an upload can meet into a translatable Problem."""
-    status = int(getattr(exc, "status_code", 400))
-    if isinstance(exc, SubmissionRefused):
-        return exc.problems[0]
-    if isinstance(exc, UploadTooLarge):
-        name = exc.filename or filename
-        limit = mib(exc.limit) if exc.limit else "?"
-        return Problem(
-            "too_large", REJECTED["too_large"], {"limit": limit}, "photos", name, index, 413
-        )
-    if isinstance(exc, ImageRejected):
-        code = str(exc.code)
-        params: dict[str, Any] = {}
-        return Problem(
-            code, REJECTED.get(code, REJECTED["corrupt"]), params, "photos", filename, index, status
-        )
-    if isinstance(exc, TooManyFiles):
-        return Problem(
-            "too_many_files",
-            MESSAGES["too_many_files"],
-            {"limit": exc.limit},
-            "photos",
-            filename,
-            index,
-            422,
-        )
-    if isinstance(exc, TooManyRequests):
-        minutes = max(1, -(-exc.retry_after // 60))
-        return Problem("rate_limited", MESSAGES["rate_limited"], {"minutes": minutes}, status=429)
-    if isinstance(exc, UploadsClosed):
-        if exc.opens_at is not None:
-            return Problem(
-                "uploads_closed", MESSAGES["uploads_not_open"], {"date": exc.opens_at}, status=403
-            )
-        return Problem("uploads_closed", MESSAGES["uploads_closed"], status=403)
-    if isinstance(exc, Forbidden) and exc.code == "csrf":
-        return Problem("csrf", MESSAGES["csrf"], status=403)
-    if isinstance(exc, IncompleteUpload | UnsupportedBody):
-        return Problem(exc.code, MESSAGES[exc.code], status=status)
-    return Problem(exc.code, exc.message, status=status)
-
-
-def with_limits(problem: Problem, settings: Settings) -> Problem:
-    """Fill in the configured limit a size message quotes."""
-    extra: dict[str, Any] = {}
-    if problem.code == "too_large" and problem.params.get("limit") in (None, "?"):
-        extra["limit"] = mib(settings.upload_max_bytes)
-    if problem.code == "too_many_pixels":
-        extra["megapixels"] = f"{settings.upload_max_pixels / 1e6:g}"
-    if not extra:
-        return problem
-    return Problem(
-        problem.code,
-        problem.message,
-        {**problem.params, **extra},
-        problem.field,
-        problem.filename,
-        problem.index,
-        problem.status,
-    )
-
 
 # -- window and rate ---------------------------------------------------------------------
 
@@ -336,142 +204,6 @@ async def process_files(
     return results
 
 
-# -- staging -----------------------------------------------------------------------------
-
-
-def owner_of(csrf_token: str) -> str:
-    """The owner key of staged photos: a hash of the browser's CSRF cookie."""
-    return hash_token(f"staged:{csrf_token}")
-
-
-def stage_photo(
-    *,
-    session: Session,
-    storage: Storage,
-    campaign: Campaign,
-    owner: str,
-    image: ProcessedImage,
-    now: datetime | None = None,
-) -> StagedPhoto:
-    """Store a processed photo until the form is sent (or it expires)."""
-    now = now or utcnow()
-    sweep_staged(session=session, storage=storage, now=now, limit=50)
-    derivatives = {
-        style: {
-            "key": storage.put(
-                d.data,
-                suffix=".jpg"
-                if d.content_type == "image/jpeg"
-                else ".webp"
-                if d.content_type == "image/webp"
-                else ".png",
-            ),
-            "width": d.width,
-            "height": d.height,
-            "content_type": d.content_type,
-        }
-        for style, d in image.derivatives.items()
-    }
-    row = StagedPhoto(
-        token=secrets.token_urlsafe(18),
-        campaign_id=campaign.id,  # type: ignore[arg-type]
-        owner_hash=owner,
-        derivatives=derivatives,
-        sha256=image.sha256,
-        phash=image.phash,
-        width=image.width,
-        height=image.height,
-        color=image.color,
-        source_format=image.source_format,
-        created_at=now,
-        expires_at=now + STAGE_TTL,
-    )
-    session.add(row)
-    session.commit()
-    return row
-
-
-def load_staged(
-    *,
-    session: Session,
-    storage: Storage,
-    campaign: Campaign,
-    owner: str,
-    tokens: Sequence[str],
-    now: datetime | None = None,
-) -> tuple[list[tuple[StagedPhoto, ProcessedImage]], list[Problem]]:
-    """The caller's staged photos by token, in the given order, with their derivatives."""
-    now = now or utcnow()
-    wanted = list(dict.fromkeys(t for t in tokens if t))[:100]
-    if not wanted:
-        return [], []
-    rows = session.exec(
-        select(StagedPhoto).where(
-            col(StagedPhoto.token).in_(wanted),
-            StagedPhoto.owner_hash == owner,
-            StagedPhoto.campaign_id == campaign.id,
-            col(StagedPhoto.expires_at) > now,
-        )
-    ).all()
-    by_token = {row.token: row for row in rows}
-    found: list[tuple[StagedPhoto, ProcessedImage]] = []
-    problems: list[Problem] = []
-    for token in wanted:
-        row = by_token.get(token)
-        image = _reload(storage, row) if row is not None else None
-        if row is None or image is None:
-            problems.append(Problem("staged_missing", MESSAGES["staged_missing"], {}, "photos"))
-        else:
-            found.append((row, image))
-    return found, problems
-
-
-def _reload(storage: Storage, row: StagedPhoto) -> ProcessedImage | None:
-    derivatives: dict[str, Derivative] = {}
-    for style, info in row.derivatives.items():
-        try:
-            with storage.open(info["key"]) as handle:
-                data = handle.read()
-        except AggregatorError:
-            return None
-        derivatives[style] = Derivative(data, info["width"], info["height"], info["content_type"])
-    return ProcessedImage(
-        derivatives=derivatives,
-        width=row.width,
-        height=row.height,
-        sha256=row.sha256,
-        phash=row.phash,
-        color=row.color,
-        source_format=row.source_format,
-    )
-
-
-def _delete_files(storage: Storage, rows: Sequence[StagedPhoto]) -> None:
-    for row in rows:
-        for info in row.derivatives.values():
-            try:
-                storage.delete(info["key"])
-            except AggregatorError:
-                continue
-
-
-def sweep_staged(
-    *, session: Session, storage: Storage, now: datetime | None = None, limit: int = 10_000
-) -> int:
-    """Delete expired staged photos and their files; returns how many."""
-    now = now or utcnow()
-    rows = session.exec(
-        select(StagedPhoto).where(col(StagedPhoto.expires_at) <= now).limit(limit)
-    ).all()
-    if not rows:
-        return 0
-    ids = [row.id for row in rows]
-    session.execute(delete(StagedPhoto).where(col(StagedPhoto.id).in_(ids)))
-    session.commit()
-    _delete_files(storage, rows)  # after the commit: a crash leaves orphans, never dangling rows
-    return len(rows)
-
-
 # -- the submission ----------------------------------------------------------------------
 
 
@@ -509,5 +241,5 @@ def store_submission(
         ids = [row.id for row in staged]
         session.execute(delete(StagedPhoto).where(col(StagedPhoto.id).in_(ids)))
     session.commit()
-    _delete_files(storage, staged)
+    delete_files(storage, staged)
     return result

@@ -73,7 +73,7 @@ class IncompleteUpload(AggregatorError):
 class ReceivedFile:
     """One uploaded file, spooled; ``read()`` loads it (call it where memory is budgeted)."""
 
-    field: str
+    field_name: str
     filename: str
     content_type: str
     size: int = 0
@@ -200,7 +200,7 @@ class _Receiver:
             self.run_check()
             content_type = self._decode(self._headers.get(b"content-type", b""))
             self._file = ReceivedFile(
-                field=self._name,
+                field_name=self._name,
                 filename=self._decode(options[b"filename"])[:255],
                 content_type=content_type[:100],
             )

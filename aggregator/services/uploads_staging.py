@@ -1,0 +1,153 @@
+"""Staged photos: processed and stored while the participant is still filling in the form.
+
+The upload page's script sends each photo on its own; the server keeps the derivatives as a
+``StagedPhoto`` bound to the browser's CSRF cookie (``owner_of``) for ``STAGE_TTL``. The form
+then names the staged photos by token. Rows and files never claimed are removed by
+``sweep_staged``, which runs on every staging and from the maintenance job.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
+
+from aggregator.errors import AggregatorError
+from aggregator.media import Derivative, ProcessedImage
+from aggregator.media.storage import Storage
+from aggregator.models import Campaign, StagedPhoto, utcnow
+from aggregator.services.uploads_problems import MESSAGES, Problem
+from aggregator.services.users import hash_token
+
+STAGE_TTL: Final = timedelta(hours=1)
+_SUFFIXES: Final = {"image/jpeg": ".jpg", "image/webp": ".webp", "image/png": ".png"}
+
+
+def owner_of(csrf_token: str) -> str:
+    """The owner key of staged photos: a hash of the browser's CSRF cookie."""
+    return hash_token(f"staged:{csrf_token}")
+
+
+def stage_photo(
+    *,
+    session: Session,
+    storage: Storage,
+    campaign: Campaign,
+    owner: str,
+    image: ProcessedImage,
+    now: datetime | None = None,
+) -> StagedPhoto:
+    """Store a processed photo until the form is sent (or it expires)."""
+    now = now or utcnow()
+    sweep_staged(session=session, storage=storage, now=now, limit=50)
+    derivatives = {
+        style: {
+            "key": storage.put(d.data, suffix=_SUFFIXES.get(d.content_type, ".jpg")),
+            "width": d.width,
+            "height": d.height,
+            "content_type": d.content_type,
+        }
+        for style, d in image.derivatives.items()
+    }
+    row = StagedPhoto(
+        token=secrets.token_urlsafe(18),
+        campaign_id=campaign.id,  # type: ignore[arg-type]
+        owner_hash=owner,
+        derivatives=derivatives,
+        sha256=image.sha256,
+        phash=image.phash,
+        width=image.width,
+        height=image.height,
+        color=image.color,
+        source_format=image.source_format,
+        created_at=now,
+        expires_at=now + STAGE_TTL,
+    )
+    session.add(row)
+    session.commit()
+    return row
+
+
+def load_staged(
+    *,
+    session: Session,
+    storage: Storage,
+    campaign: Campaign,
+    owner: str,
+    tokens: Sequence[str],
+    now: datetime | None = None,
+) -> tuple[list[tuple[StagedPhoto, ProcessedImage]], list[Problem]]:
+    """The caller's staged photos by token, in the given order, with their derivatives."""
+    now = now or utcnow()
+    wanted = list(dict.fromkeys(t for t in tokens if t))[:100]
+    if not wanted:
+        return [], []
+    rows = session.exec(
+        select(StagedPhoto).where(
+            col(StagedPhoto.token).in_(wanted),
+            StagedPhoto.owner_hash == owner,
+            StagedPhoto.campaign_id == campaign.id,
+            col(StagedPhoto.expires_at) > now,
+        )
+    ).all()
+    by_token = {row.token: row for row in rows}
+    found: list[tuple[StagedPhoto, ProcessedImage]] = []
+    problems: list[Problem] = []
+    for token in wanted:
+        row = by_token.get(token)
+        image = _reload(storage, row) if row is not None else None
+        if row is None or image is None:
+            problems.append(Problem("staged_missing", MESSAGES["staged_missing"], {}, "photos"))
+        else:
+            found.append((row, image))
+    return found, problems
+
+
+def _reload(storage: Storage, row: StagedPhoto) -> ProcessedImage | None:
+    derivatives: dict[str, Derivative] = {}
+    for style, info in row.derivatives.items():
+        try:
+            with storage.open(info["key"]) as handle:
+                data = handle.read()
+        except AggregatorError:
+            return None
+        derivatives[style] = Derivative(data, info["width"], info["height"], info["content_type"])
+    return ProcessedImage(
+        derivatives=derivatives,
+        width=row.width,
+        height=row.height,
+        sha256=row.sha256,
+        phash=row.phash,
+        color=row.color,
+        source_format=row.source_format,
+    )
+
+
+def delete_files(storage: Storage, rows: Sequence[StagedPhoto]) -> None:
+    for row in rows:
+        for info in row.derivatives.values():
+            try:
+                storage.delete(info["key"])
+            except AggregatorError:
+                continue
+
+
+def sweep_staged(
+    *, session: Session, storage: Storage, now: datetime | None = None, limit: int = 10_000
+) -> int:
+    """Delete expired staged photos and their files; returns how many."""
+    now = now or utcnow()
+    rows = session.exec(
+        select(StagedPhoto).where(col(StagedPhoto.expires_at) <= now).limit(limit)
+    ).all()
+    if not rows:
+        return 0
+    ids = [row.id for row in rows]
+    session.execute(delete(StagedPhoto).where(col(StagedPhoto.id).in_(ids)))
+    session.commit()
+    delete_files(storage, rows)  # after the commit: a crash leaves orphans, never dangling rows
+    return len(rows)
