@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from aggregator.config import Settings
 from aggregator.errors import TooManyRequests
 from aggregator.models import Event, EventHost, LoginSession, RateCounter, Role, User, utcnow
 from aggregator.services.ratelimit import hit, ip_bucket
@@ -20,19 +22,13 @@ from aggregator.services.users import create_user, hash_password, hash_token
 from aggregator.web.auth import can_access_event
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, make_campaign, make_event, make_user
+from tests.moderation_support import csrf, fresh_session, login
 
 
-def csrf(client: TestClient) -> str:
-    """Make sure the CSRF cookie exists and return it."""
-    if "csrftoken" not in client.cookies:
-        client.get("/login")
-    return str(client.cookies["csrftoken"])
-
-
-def login(client: TestClient, email: str, password: str = PASSWORD, **extra: str) -> Any:
-    """POST the login form the way a browser does."""
-    data = {"email": email, "password": password, "csrf_token": csrf(client), **extra}
-    return client.post("/login", data=data, follow_redirects=False)
+@pytest.fixture
+def session(settings: Settings) -> Iterator[Session]:
+    """Reads see what the app committed (see tests/moderation_support.py)."""
+    yield from fresh_session(settings)
 
 
 # -- M1 passwords -------------------------------------------------------------------------
@@ -48,7 +44,7 @@ def test_login_rehashes_weak_hash(client: TestClient, session: Session) -> None:
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
     user = make_user(session, password_hash=weak)
     assert login(client, user.email).status_code == 303
-    session.rollback()  # end the read snapshot, reload
+    session.expire_all()
     stored = session.get(User, user.id)
     assert stored is not None and stored.password_hash != weak
     assert not PasswordHasher().check_needs_rehash(stored.password_hash or "")
@@ -80,10 +76,8 @@ def test_unknown_user_and_wrong_password_answer_identically(
     assert wrong.text.replace(user.email, "EMAIL") == unknown.text.replace(
         "ghost@example.org", "EMAIL"
     )
-    session.rollback()  # the app wrote meanwhile; drop this session's stale SQLite snapshot
     inactive = make_user(session, active=False)
     assert login(client, inactive.email).status_code == 401
-    session.rollback()
     invited = make_user(session, password_hash=None)
     assert login(client, invited.email, "").status_code == 401
 
@@ -135,7 +129,7 @@ def test_cookie_flags_and_rotation(client: TestClient, session: Session) -> None
     client.cookies.clear()
     client.cookies.set("session", token)
     assert login(client, user.email).cookies["session"] != token
-    session.rollback()  # end the read snapshot, reload
+    session.expire_all()
     assert len(session.exec(select(LoginSession)).all()) == 1
 
 
@@ -166,7 +160,6 @@ def test_logout_rejects_old_cookie_server_side(client: TestClient, session: Sess
 def test_idle_and_absolute_expiry(client: TestClient, session: Session) -> None:
     user = make_user(session)
     login(client, user.email)
-    session.rollback()
     row = session.exec(select(LoginSession)).one()
     # Idle: last request longer ago than session_idle_minutes (120).
     row.last_seen_at = utcnow() - timedelta(minutes=121)
@@ -174,7 +167,6 @@ def test_idle_and_absolute_expiry(client: TestClient, session: Session) -> None:
     session.commit()
     assert client.get("/moderate", follow_redirects=False).status_code == 303
     login(client, user.email)
-    session.rollback()
     row = session.exec(select(LoginSession)).one()
     # Absolute: active a minute ago but the session is older than session_max_hours.
     row.last_seen_at = utcnow() - timedelta(minutes=1)
@@ -232,7 +224,6 @@ def test_invitation_sets_password_once(client: TestClient, session: Session) -> 
 
 def test_expired_or_unknown_invitation(client: TestClient, session: Session) -> None:
     user, token = create_user(session=session, email="late@example.org", role=Role.host)
-    session.rollback()
     user.invite_expires_at = utcnow() - timedelta(minutes=1)
     session.add(user)
     session.commit()
@@ -245,7 +236,6 @@ def test_roles_guard_pages(client: TestClient, session: Session) -> None:
     login(client, host.email)
     assert client.get("/moderate", follow_redirects=False).status_code == 403
     assert client.get("/admin/users", follow_redirects=False).status_code == 403
-    session.rollback()
     moderator = make_user(session, role=Role.moderator)
     login(client, moderator.email)
     assert client.get("/moderate").status_code == 200

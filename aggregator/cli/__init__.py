@@ -33,9 +33,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from aggregator.cli import content, importer, manage, run
+    from aggregator.cli import content, export, importer, manage, run
 
-    for module in (run, manage, content, importer):
+    for module in (run, manage, content, importer, export):
         for command in module.COMMANDS:
             cli.add_command(command)
 

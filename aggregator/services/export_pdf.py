@@ -62,7 +62,9 @@ def wrap(text: str, font: str, size: float, width: float, max_lines: int = 0) ->
 
 def visual(line: str, direction: str) -> str:
     """A line in the order reportlab must draw it."""
-    return str(get_display(line)) if direction == "rtl" or _has_rtl(line) else line
+    if direction == "rtl":
+        return str(get_display(line, base_dir="R"))
+    return str(get_display(line)) if _has_rtl(line) else line
 
 
 def _has_rtl(text: str) -> bool:

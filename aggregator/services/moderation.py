@@ -315,7 +315,12 @@ def bulk(
             and row.claimed_until > now
         ):
             result.conflicts[submission_id] = "claimed"
-        elif action == "approve" and actor_id is not None and row.flags and row.campaign_id in two_step:
+        elif (
+            action == "approve"
+            and actor_id is not None
+            and row.flags
+            and row.campaign_id in two_step
+        ):
             if row.first_approved_by_id is None:
                 row.first_approved_by_id = actor_id
                 row.approvals = [actor_id]
@@ -332,7 +337,9 @@ def bulk(
     if final:
         session.execute(
             update(Submission)
-            .where(col(Submission.id).in_([r.id for r in final]), col(Submission.status) == S.pending)
+            .where(
+                col(Submission.id).in_([r.id for r in final]), col(Submission.status) == S.pending
+            )
             .values(status=to, decided_at=now, claimed_by_id=None, claimed_until=None)
             .execution_options(synchronize_session=False)
         )

@@ -130,7 +130,7 @@ def rotate(
     query = select(MediaAsset).where(MediaAsset.submission_id == submission_id)
     if position is not None:
         query = query.where(MediaAsset.position == position)
-    assets = list(session.exec(query.order_by(MediaAsset.position)).all())
+    assets = list(session.exec(query.order_by(col(MediaAsset.position))).all())
     if not assets:
         session.rollback()
         raise NotFound("This item has no image to rotate.")

@@ -185,7 +185,12 @@ def queue_page(
     if not ids:
         return QueuePage([], None, filters.after if filters.before is None else None)
     rows = {
-        s.id: s for s in session.exec(select(Submission).where(col(Submission.id).in_(ids))).all()
+        s.id: s
+        for s in session.exec(
+            select(Submission)
+            .where(col(Submission.id).in_(ids))
+            .execution_options(populate_existing=True)
+        ).all()
     }
     cards = [Card(rows[i]) for i in ids if i in rows]
     by_id = {card.submission.id: card for card in cards}

@@ -9,7 +9,9 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
+from aggregator.errors import InvalidInput, NotFound
 from aggregator.models import (
+    AuditEntry,
     Campaign,
     ModerationMode,
     Rule,
@@ -65,7 +67,9 @@ def initial_decision(
     flags: list[str] = []
     authors = _author_keys(submission)
     instance = _instance(submission)
-    searchable = " ".join([submission.text, submission.author_name, submission.content_warning or ""])
+    searchable = " ".join(
+        [submission.text, submission.author_name, submission.content_warning or ""]
+    )
     trusted = False
     for rule in rules:
         value = fold(rule.value).lstrip("@")
@@ -73,13 +77,19 @@ def initial_decision(
             flags.append(f"rule:{rule.value}")
         elif rule.kind == RuleKind.blocked_author and value in authors:
             flags.append(f"blocked_author:{rule.value}")
-        elif rule.kind == RuleKind.blocked_instance and instance and (
-            instance == value or instance.endswith("." + value)
+        elif (
+            rule.kind == RuleKind.blocked_instance
+            and instance
+            and (instance == value or instance.endswith("." + value))
         ):
             flags.append(f"blocked_instance:{rule.value}")
         elif rule.kind == RuleKind.trusted_author and value in authors:
             trusted = True
-        elif rule.kind == RuleKind.trusted_source and source is not None and rule.value == str(source.id):
+        elif (
+            rule.kind == RuleKind.trusted_source
+            and source is not None
+            and rule.value == str(source.id)
+        ):
             trusted = True
     if (
         campaign.moderation_mode == ModerationMode.auto_trusted
@@ -89,3 +99,146 @@ def initial_decision(
     ):
         return SubmissionStatus.approved, flags
     return SubmissionStatus.pending, flags
+
+
+# -- rule administration ---------------------------------------------------------------------
+
+MAX_RULE_VALUE = 500
+RULE_LABELS = {
+    RuleKind.trusted_author: "Trusted authors",
+    RuleKind.trusted_source: "Trusted sources",
+    RuleKind.blocked_author: "Blocked authors",
+    RuleKind.blocked_instance: "Blocked servers",
+    RuleKind.blocked_word: "Blocked words and phrases",
+}
+
+
+def list_rules(*, session: Session, campaign_id: int) -> list[Rule]:
+    """A campaign's rules, grouped by kind in a stable order."""
+    return list(
+        session.exec(
+            select(Rule).where(Rule.campaign_id == campaign_id).order_by(Rule.kind, Rule.id)  # type: ignore[arg-type]
+        ).all()
+    )
+
+
+def clean_rule_value(kind: RuleKind, value: str, *, session: Session, campaign: Campaign) -> str:
+    """Normalise one rule value or raise InvalidInput naming the problem."""
+    value = unicodedata.normalize("NFKC", value).strip()
+    if kind in (RuleKind.trusted_author, RuleKind.blocked_author):
+        value = value.lstrip("@")
+    if kind == RuleKind.blocked_instance:
+        value = value.lower().removeprefix("https://").removeprefix("http://").strip("/")
+        if not re.fullmatch(r"[a-z0-9.-]+\.[a-z0-9-]{2,}", value):
+            raise InvalidInput(f"Not a server name: {value!r}", field=kind.value)
+    if not value:
+        raise InvalidInput("A rule needs a value.", field=kind.value)
+    if len(value) > MAX_RULE_VALUE:
+        raise InvalidInput(
+            f"A rule may have at most {MAX_RULE_VALUE} characters.", field=kind.value
+        )
+    if kind == RuleKind.trusted_source:
+        source = session.get(Source, int(value)) if value.isdigit() else None
+        if source is None or source.campaign_id != campaign.id:
+            raise InvalidInput(f"No source {value!r} in this campaign.", field=kind.value)
+    return value
+
+
+def add_rule(
+    *,
+    session: Session,
+    campaign: Campaign,
+    kind: RuleKind | str,
+    value: str,
+    actor_id: int | None = None,
+    actor_label: str = "",
+) -> Rule:
+    """Add one rule (validated, deduplicated case-insensitively) and audit it."""
+    try:
+        kind = RuleKind(kind)
+    except ValueError as exc:
+        raise InvalidInput(f"Unknown rule kind {kind!r}.", field="kind") from exc
+    value = clean_rule_value(kind, value, session=session, campaign=campaign)
+    for existing in list_rules(session=session, campaign_id=int(campaign.id or 0)):
+        if existing.kind == kind and fold(existing.value) == fold(value):
+            raise InvalidInput(f"The rule {value!r} exists already.", field=kind.value)
+    rule = Rule(campaign_id=campaign.id, kind=kind, value=value)  # type: ignore[arg-type]
+    session.add(rule)
+    _audit_rule(session, "rule.add", campaign, kind, value, actor_id, actor_label)
+    session.commit()
+    session.refresh(rule)
+    return rule
+
+
+def delete_rule(
+    *,
+    session: Session,
+    campaign: Campaign,
+    rule_id: int,
+    actor_id: int | None = None,
+    actor_label: str = "",
+) -> None:
+    """Delete one of the campaign's rules (NotFound for another campaign's rule)."""
+    rule = session.get(Rule, rule_id)
+    if rule is None or rule.campaign_id != campaign.id:
+        raise NotFound("There is no such rule.")
+    session.delete(rule)
+    _audit_rule(
+        session, "rule.delete", campaign, RuleKind(rule.kind), rule.value, actor_id, actor_label
+    )
+    session.commit()
+
+
+def replace_rules(
+    *,
+    session: Session,
+    campaign: Campaign,
+    kind: RuleKind,
+    values: list[str],
+    actor_id: int | None = None,
+    actor_label: str = "",
+) -> list[Rule]:
+    """Make the campaign's rules of ``kind`` exactly ``values`` (one form field per kind).
+
+    Every value is validated first, so a bad line changes nothing.
+    """
+    wanted: dict[str, str] = {}
+    for raw in values:
+        if raw.strip():
+            value = clean_rule_value(kind, raw, session=session, campaign=campaign)
+            wanted.setdefault(fold(value), value)
+    current = [
+        r for r in list_rules(session=session, campaign_id=int(campaign.id or 0)) if r.kind == kind
+    ]
+    have = {fold(r.value): r for r in current}
+    for key, rule in have.items():
+        if key not in wanted:
+            session.delete(rule)
+            _audit_rule(session, "rule.delete", campaign, kind, rule.value, actor_id, actor_label)
+    for key, value in wanted.items():
+        if key not in have:
+            session.add(Rule(campaign_id=campaign.id, kind=kind, value=value))  # type: ignore[arg-type]
+            _audit_rule(session, "rule.add", campaign, kind, value, actor_id, actor_label)
+    session.commit()
+    return [
+        r for r in list_rules(session=session, campaign_id=int(campaign.id or 0)) if r.kind == kind
+    ]
+
+
+def _audit_rule(
+    session: Session,
+    action: str,
+    campaign: Campaign,
+    kind: RuleKind,
+    value: str,
+    actor_id: int | None,
+    actor_label: str,
+) -> None:
+    session.add(
+        AuditEntry(
+            actor_id=actor_id,
+            actor_label=actor_label[:100],
+            action=action,
+            detail={"campaign_id": campaign.id, "kind": kind.value, "value": value},
+        )
+    )

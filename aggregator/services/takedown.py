@@ -16,14 +16,14 @@ from aggregator.services.moderation import audit, clean_reason, lock_submission,
 S = SubmissionStatus
 
 
-def erase_submission_media(*, session: Session, storage: Storage, submission: Submission) -> list[str]:
+def erase_submission_media(
+    *, session: Session, storage: Storage, submission: Submission
+) -> list[str]:
     """Delete the submission's derivative files that no other asset uses; clear their keys.
 
     The rows are updated and flushed (the caller commits); returns the deleted keys.
     """
-    assets = session.exec(
-        select(MediaAsset).where(MediaAsset.submission_id == submission.id)
-    ).all()
+    assets = session.exec(select(MediaAsset).where(MediaAsset.submission_id == submission.id)).all()
     mine = {key for asset in assets for key in (asset.keys or {}).values()}
     if not mine:
         return []

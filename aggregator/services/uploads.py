@@ -67,6 +67,7 @@ __all__ = [
     "sweep_staged",
     "with_limits",
 ]
+
 # Decoding a 40 MP photo takes ~200 MB and a core for a second; two at a time on the 2-core
 # host (security.md (c)); uploads still stream in concurrently, only processing waits.
 PROCESSING_CONCURRENCY: Final = 2
@@ -217,6 +218,7 @@ def store_submission(
     images: Sequence[IncomingImage],
     staged: Sequence[StagedPhoto] = (),
     origin: Origin = Origin.upload,
+    with_receipt: bool = True,
 ) -> Ingested:
     """Create the submission (pending, with a receipt token) and consume the staged photos."""
     incoming = Incoming(
@@ -233,7 +235,7 @@ def store_submission(
         storage=storage,
         campaign=campaign,
         incoming=incoming,
-        with_receipt=True,
+        with_receipt=with_receipt,
         near_distance=settings.near_duplicate_distance,
         commit=False,
     )

@@ -131,7 +131,7 @@ class ReceivedForm:
 
 def mib(limit: int) -> str:
     """A byte count as MB for people (16 MiB → "16")."""
-    return f"{limit / 2**20:g}"
+    return f"{limit / 2**20:.3g}"
 
 
 def body_cap(max_file_bytes: int, max_files: int) -> int:

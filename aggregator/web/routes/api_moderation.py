@@ -144,14 +144,20 @@ def api_queue(
     status: SubmissionStatus = SubmissionStatus.pending,
     campaign: Annotated[int | None, Query(ge=1)] = None,
     source: Annotated[int | None, Query(ge=1)] = None,
-    flag: Annotated[str | None, Query(pattern="^(" + "|".join(moderation_queue.FLAG_FILTERS) + ")$")] = None,
+    flag: Annotated[
+        str | None, Query(pattern="^(" + "|".join(moderation_queue.FLAG_FILTERS) + ")$")
+    ] = None,
     language: Annotated[str | None, Query(max_length=20)] = None,
     after: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = moderation_queue.PAGE_SIZE,
 ) -> list[SubmissionOut]:
     """One page of the queue, oldest first (pending items are claimed for you)."""
     filters = moderation_queue.QueueFilters(
-        status=status, campaign_id=campaign, source_id=source, flag=flag, language=language,
+        status=status,
+        campaign_id=campaign,
+        source_id=source,
+        flag=flag,
+        language=language,
         after=after,
     )
     page = moderation_queue.queue_page(
@@ -160,16 +166,23 @@ def api_queue(
     return [out(card.submission, assets=card.assets) for card in page.cards]
 
 
-@router.post("/submissions/{submission_id}/approve", response_model=SubmissionOut, dependencies=[CsrfHeader])
+@router.post(
+    "/submissions/{submission_id}/approve", response_model=SubmissionOut, dependencies=[CsrfHeader]
+)
 def api_approve(submission_id: int, session: SessionDep, user: ModeratorUser) -> SubmissionOut:
     """Approve (or give the first of two approvals for a flagged item)."""
     decision = moderation.approve(
-        session=session, submission_id=submission_id, actor_id=user.id, actor_label=actor_label(user)
+        session=session,
+        submission_id=submission_id,
+        actor_id=user.id,
+        actor_label=actor_label(user),
     )
     return out(decision.submission, needs_second=decision.needs_second_approval)
 
 
-@router.post("/submissions/{submission_id}/reject", response_model=SubmissionOut, dependencies=[CsrfHeader])
+@router.post(
+    "/submissions/{submission_id}/reject", response_model=SubmissionOut, dependencies=[CsrfHeader]
+)
 def api_reject(
     submission_id: int, session: SessionDep, user: ModeratorUser, body: ReasonIn | None = None
 ) -> SubmissionOut:
@@ -185,7 +198,9 @@ def api_reject(
     return out(submission)
 
 
-@router.post("/submissions/{submission_id}/undo", response_model=SubmissionOut, dependencies=[CsrfHeader])
+@router.post(
+    "/submissions/{submission_id}/undo", response_model=SubmissionOut, dependencies=[CsrfHeader]
+)
 def api_undo(submission_id: int, session: SessionDep, user: ModeratorUser) -> SubmissionOut:
     """Undo a rejection: the item is pending again."""
     submission = moderation.transition(
@@ -200,7 +215,9 @@ def api_undo(submission_id: int, session: SessionDep, user: ModeratorUser) -> Su
     return out(submission)
 
 
-@router.post("/submissions/{submission_id}/remove", response_model=SubmissionOut, dependencies=[CsrfHeader])
+@router.post(
+    "/submissions/{submission_id}/remove", response_model=SubmissionOut, dependencies=[CsrfHeader]
+)
 def api_remove(
     submission_id: int,
     request: Request,
@@ -236,7 +253,9 @@ def api_bulk(body: BulkIn, session: SessionDep, user: ModeratorUser) -> BulkOut:
     )
 
 
-@router.post("/submissions/{submission_id}/edit", response_model=SubmissionOut, dependencies=[CsrfHeader])
+@router.post(
+    "/submissions/{submission_id}/edit", response_model=SubmissionOut, dependencies=[CsrfHeader]
+)
 def api_edit(
     submission_id: int, body: EditIn, session: SessionDep, user: ModeratorUser
 ) -> SubmissionOut:
@@ -253,7 +272,9 @@ def api_edit(
     return out(submission)
 
 
-@router.post("/submissions/{submission_id}/rotate", response_model=SubmissionOut, dependencies=[CsrfHeader])
+@router.post(
+    "/submissions/{submission_id}/rotate", response_model=SubmissionOut, dependencies=[CsrfHeader]
+)
 def api_rotate(
     submission_id: int, body: RotateIn, request: Request, session: SessionDep, user: ModeratorUser
 ) -> SubmissionOut:
@@ -273,7 +294,9 @@ def api_rotate(
     return out(submission, assets=assets)
 
 
-@router.post("/submissions/{submission_id}/pin", response_model=SubmissionOut, dependencies=[CsrfHeader])
+@router.post(
+    "/submissions/{submission_id}/pin", response_model=SubmissionOut, dependencies=[CsrfHeader]
+)
 def api_pin(
     submission_id: int, session: SessionDep, user: ModeratorUser, body: PinIn | None = None
 ) -> SubmissionOut:
@@ -289,7 +312,9 @@ def api_pin(
 
 
 @router.post("/moderation/claims", dependencies=[CsrfHeader])
-def api_renew_claims(body: ClaimsIn, session: SessionDep, user: ModeratorUser) -> dict[str, list[int]]:
+def api_renew_claims(
+    body: ClaimsIn, session: SessionDep, user: ModeratorUser
+) -> dict[str, list[int]]:
     """Keep the items on your screen reserved for you a few minutes longer."""
     renewed = moderation_queue.renew_claims(session, user_id=int(user.id or 0), ids=body.ids)
     return {"renewed": renewed}

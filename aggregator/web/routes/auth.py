@@ -169,9 +169,7 @@ def invite_submit(
         if len(password) > MAX_PASSWORD:
             raise InvalidInput("too long", field="password")
     except InvalidInput:
-        errors["password"] = gettext(
-            request, "The password needs between 10 and 1024 characters."
-        )
+        errors["password"] = gettext(request, "The password needs between 10 and 1024 characters.")
     if not errors.get("password") and password != password_again:
         errors["password_again"] = gettext(request, "The two passwords are not the same.")
     if errors:
@@ -187,9 +185,7 @@ def invite_submit(
     user.invite_token_hash = None
     user.invite_expires_at = None
     session.add(user)
-    session.add(
-        AuditEntry(actor_id=user.id, actor_label=user.email, action="user.invite_accepted")
-    )
+    session.add(AuditEntry(actor_id=user.id, actor_label=user.email, action="user.invite_accepted"))
     session.commit()
     response = RedirectResponse(home_for(user), status_code=303)
     start_session(session=session, request=request, response=response, user=user)

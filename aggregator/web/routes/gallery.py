@@ -59,6 +59,13 @@ SOURCE_LABELS: Final = {
     "upload": N_("shared on this site"),
     "import": N_("sent to the organisers"),
 }
+# services.gallery raises these; listed here so the gallery catalogs translate the error pages.
+ERROR_MESSAGES: Final = (
+    N_("There is no such photo."),
+    N_("This photo has been taken down or withdrawn."),
+    N_("This page link is not valid."),
+    N_("The language must be a two- or three-letter code."),
+)
 
 
 def _date(item: PublicItem, lang: str) -> str:

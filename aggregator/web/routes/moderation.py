@@ -73,15 +73,16 @@ def queue(
             "choices": moderation_queue.filter_choices(session),
             "statuses": [s.value for s in SubmissionStatus],
             "flag_filters": moderation_queue.FLAG_FILTERS,
-            "here": str(request.url.path)
-            + ("?" + request.url.query if request.url.query else ""),
+            "here": str(request.url.path) + ("?" + request.url.query if request.url.query else ""),
         },
         headers=QUEUE_HEADERS,
     )
 
 
 @router.get("/moderate/{submission_id}", name="moderate_item")
-def item(request: Request, session: SessionDep, user: ModeratorUser, submission_id: int) -> Response:
+def item(
+    request: Request, session: SessionDep, user: ModeratorUser, submission_id: int
+) -> Response:
     """One item with its images and full audit history."""
     submission = session.get(Submission, submission_id)
     if submission is None:
