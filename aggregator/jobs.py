@@ -32,8 +32,18 @@ from aggregator.db import session_scope
 from aggregator.errors import CollectorError
 from aggregator.media import ImageRejected, MediaLimits, process_image
 from aggregator.media.storage import LocalStorage, Storage, sweep_orphans
-from aggregator.models import Campaign, ExportJob, MediaAsset, Origin, Source, utcnow
+from aggregator.models import (
+    Campaign,
+    ExportJob,
+    MediaAsset,
+    Origin,
+    Source,
+    Submission,
+    SubmissionStatus,
+    utcnow,
+)
 from aggregator.services.campaigns import localized
+from aggregator.services.takedown import withdraw
 from aggregator.services.ingest import (
     MAX_IMAGES_PER_POST,
     Incoming,
@@ -46,6 +56,8 @@ log = logging.getLogger(__name__)
 
 MAX_PAGES_PER_RUN = 25
 MAX_BACKOFF = 3600
+# Approved items asked about per upstream request batch.
+UPSTREAM_BATCH = 100
 # A file younger than this may belong to an upload whose row is not committed yet.
 SWEEP_AGE_SECONDS = 3600
 # Public posts with the campaign hashtag, and photos sent to the campaign's bot after its
@@ -336,6 +348,71 @@ def _record(engine: Engine, source_id: int, error: str | None, retry_after: floa
             delay = max(delay, min(retry_after, MAX_BACKOFF))
         source.next_run_at = now + timedelta(seconds=delay) if delay else None
         session.add(source)
+
+
+async def recheck_upstream(ctx: JobContext, *, batch: int = UPSTREAM_BATCH) -> int:
+    """Withdraw approved items whose post was deleted upstream; returns how many.
+
+    Sources whose collector has no ``missing`` (RSS, Telegram) are not checked. A source that
+    cannot answer is skipped this time: nothing is withdrawn on a guess.
+    """
+    withdrawn = 0
+    sources = await run_sync(lambda: _sources_with_approved(ctx.engine))
+    for source, campaign, pairs in sources:
+        collector = ctx.collector(source.kind)
+        missing = getattr(collector, "missing", None)
+        if missing is None:
+            continue
+        for start in range(0, len(pairs), batch):
+            chunk = pairs[start : start + batch]
+            try:
+                gone = await missing(
+                    source_spec(source, campaign),
+                    http=ctx.api_http,
+                    external_ids=[(external, ref) for _id, external, ref in chunk],
+                )
+            except CollectorError as exc:
+                log.info("source %s: upstream check skipped: %s", source.id, redact_text(exc.message))
+                break
+            for submission_id, external, _ref in chunk:
+                if external in gone:
+                    await run_sync(lambda i=submission_id: _withdraw_upstream(ctx, i, source.kind))
+                    withdrawn += 1
+    return withdrawn
+
+
+def _sources_with_approved(
+    engine: Engine,
+) -> list[tuple[Source, Campaign, list[tuple[int, str, str]]]]:
+    with Session(engine, expire_on_commit=False) as session:
+        found = []
+        for source in session.exec(select(Source).where(col(Source.enabled).is_(True))).all():
+            rows = session.exec(
+                select(Submission.id, Submission.external_id, Submission.remote_id, Submission.url)
+                .where(
+                    Submission.source_id == source.id,
+                    Submission.status == SubmissionStatus.approved,
+                )
+                .order_by(col(Submission.id))
+            ).all()
+            pairs = [
+                (int(i), str(e), str(r or u or e)) for i, e, r, u in rows if i is not None and e
+            ]
+            campaign = session.get(Campaign, source.campaign_id)
+            if pairs and campaign is not None:
+                found.append((source, campaign, pairs))
+        return found
+
+
+def _withdraw_upstream(ctx: JobContext, submission_id: int, kind: str) -> None:
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        withdraw(
+            session=session,
+            storage=ctx.storage,
+            submission_id=submission_id,
+            actor_label="upstream",
+            reason=f"deleted on {kind}",
+        )
 
 
 def referenced_media(engine: Engine) -> set[str]:

@@ -22,7 +22,13 @@ from sqlmodel import Session, col, select
 
 from aggregator.config import Settings
 from aggregator.db import is_sqlite, make_engine
-from aggregator.jobs import JobContext, make_job_context, run_source, sweep_media
+from aggregator.jobs import (
+    JobContext,
+    make_job_context,
+    recheck_upstream,
+    run_source,
+    sweep_media,
+)
 from aggregator.models import Source, utcnow
 
 log = logging.getLogger(__name__)
@@ -134,6 +140,10 @@ class CollectorScheduler:
         self.scheduler.add_job(
             asyncio.to_thread, "interval", args=[sweep_media, self.ctx], id="sweep-media",
             hours=1, replace_existing=True,
+        )
+        self.scheduler.add_job(
+            recheck_upstream, "interval", args=[self.ctx], id="recheck-upstream",
+            minutes=30, replace_existing=True,
         )
         self.scheduler.start(paused=True)
         self._task = asyncio.get_running_loop().create_task(self._hold_lock())

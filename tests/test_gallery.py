@@ -340,3 +340,22 @@ def test_embed_snippet_partial(app: Any, client: TestClient, session: Session) -
     assert snippet_html["src"] == f"http://testserver/c/{campaign.slug}/embed"
     assert snippet_html["title"] == "Memory '27 January'"
     assert page.select_one("button.embed-copy") is not None
+
+
+# -- the wall layout -------------------------------------------------------------------------
+
+
+def test_wall_links_serve_the_wall_layout(client: TestClient, session: Session) -> None:
+    """A share link with layout "wall" opens wall.html (the slideshow route chooses it)."""
+    from tests.factories import make_event
+
+    campaign = make_campaign(session)
+    _event, link = make_event(session, campaign)
+    link.layout = "wall"
+    session.add(link)
+    session.commit()
+    page = soup(client.get(f"/show/{link.token}"))
+    wall = page.select_one("main#wall")
+    assert wall is not None, "routes/slideshow.py show_page must render slideshow/wall.html"
+    assert wall["data-feed"] == f"/show/{link.token}/feed.json"
+    assert page.select_one('script[src$="/js/wall.js"]') is not None

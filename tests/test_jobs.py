@@ -148,3 +148,36 @@ async def test_failing_source_backs_off_and_reports(
     session.rollback()  # end the read snapshot: see what the job committed
     stored = session.get(Source, source.id)
     assert stored is not None and stored.last_error and stored.consecutive_failures == 1
+
+
+async def test_posts_deleted_upstream_leave_the_screen(
+    settings: Settings, engine: Engine, session: Session
+) -> None:
+    from aggregator.jobs import recheck_upstream
+    from aggregator.models import SubmissionStatus
+    from aggregator.services.moderation import transition
+
+    fake = _fake_with_posts(3)
+    with _serve(fake) as base_url:
+        for status in fake.statuses.values():
+            for attachment in status["media_attachments"]:
+                attachment["url"] = attachment["url"].replace("http://mastodon.test", base_url)
+        campaign = make_campaign(session)
+        make_source(session, campaign, config={"url": base_url, "hashtags": ["weremember"]})
+        ctx = make_job_context(settings, engine)
+        assert (await collect_once(settings, engine))[0].new_items == 3
+        session.rollback()
+        for submission in session.exec(select(Submission)).all():
+            transition(session=session, submission_id=submission.id, to=SubmissionStatus.approved)
+        deleted_id = next(iter(fake.statuses))
+        fake.deleted.add(deleted_id)
+        assert await recheck_upstream(ctx) == 1
+        assert await recheck_upstream(ctx) == 0  # already withdrawn: not approved any more
+        await ctx.api_http.aclose()
+        await ctx.media_http.aclose()
+    session.rollback()
+    statuses = {s.remote_id: s.status for s in session.exec(select(Submission)).all()}
+    assert statuses[deleted_id] == SubmissionStatus.withdrawn
+    assert sorted(statuses.values()).count(SubmissionStatus.approved) == 2
+    gone = session.exec(select(Submission).where(Submission.remote_id == deleted_id)).one()
+    assert all(not a.keys for a in session.exec(select(MediaAsset).where(MediaAsset.submission_id == gone.id)).all())

@@ -71,6 +71,7 @@ def test_a_plain_form_submission_enters_the_queue_with_a_receipt(
         assert location.startswith("/r/") and location.endswith("?new=1")
         token = location[3:].split("?")[0]
         assert len(token) >= 22  # at least 128 random bits
+        session.rollback()
         submission = session.exec(select(Submission)).one()
         assert submission.status == SubmissionStatus.pending
         assert submission.origin == Origin.upload
@@ -101,6 +102,7 @@ def test_an_empty_name_stays_anonymous_and_heic_is_accepted(
             client, campaign.slug, files=[("IMG_0001.HEIC", heic(photo(seed=3)), "image/heic")]
         )
     assert response.status_code == 303
+    session.rollback()
     submission = session.exec(select(Submission)).one()
     assert submission.author_name == ""
     asset = session.exec(select(MediaAsset)).one()

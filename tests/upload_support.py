@@ -63,10 +63,12 @@ def submit(
     fields: dict[str, Any] = {"consent": list(consent), **(data or {})}
     if csrf:
         fields = {"csrf_token": client.cookies.get("csrftoken"), **fields}
+    # A browser sends an empty file part when no file was chosen; the form stays multipart.
+    parts = [("photos", spec) for spec in files] or [("photos", ("", b"", "application/octet-stream"))]
     return client.post(
         f"/c/{slug}/submit",
         data=fields,
-        files=[("photos", spec) for spec in files] or None,
+        files=parts,
         headers=headers,
         follow_redirects=False,
     )
@@ -80,7 +82,7 @@ def stage(client: TestClient, slug: str, spec: FileSpec, **headers: str) -> Any:
 
 def counts(session: Session) -> tuple[int, int, int]:
     """(submissions, media assets, staged photos) in the database."""
-    session.expire_all()
+    session.rollback()  # end the session's read snapshot: the app wrote after it began
     return tuple(  # type: ignore[return-value]
         session.exec(select(func.count()).select_from(model)).one()
         for model in (Submission, MediaAsset, StagedPhoto)

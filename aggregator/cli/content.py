@@ -9,7 +9,9 @@ from sqlmodel import col, select
 from aggregator.cli.common import cli_session, echo_json_lines, positive_id
 from aggregator.models import MediaAsset, Source, Submission, SubmissionStatus
 from aggregator.services.campaigns import get_campaign
+from aggregator.media.storage import LocalStorage
 from aggregator.services.moderation import transition
+from aggregator.services.takedown import take_down
 
 
 @click.group()
@@ -93,8 +95,17 @@ def submissions_reject(submission_id: int, reason: str) -> None:
 @click.argument("submission_id", type=int, callback=positive_id)
 @click.option("--reason", default="", help="Why (kept in the audit).")
 def submissions_remove(submission_id: int, reason: str) -> None:
-    """Take an approved submission down from every screen and export."""
-    _decide(submission_id, SubmissionStatus.removed, reason)
+    """Take an approved submission down from every screen and export, and erase its files."""
+    with cli_session() as (settings, session):
+        submission = take_down(
+            session=session,
+            storage=LocalStorage(settings.effective_media_dir),
+            submission_id=submission_id,
+            actor_id=None,
+            actor_label="cli",
+            reason=reason,
+        )
+        click.echo(f"Submission {submission.id} is now {submission.status.value}.")
 
 
 COMMANDS = (submissions,)

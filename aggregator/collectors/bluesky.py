@@ -204,11 +204,16 @@ class BlueskyCollector:
         )
 
     async def missing(
-        self, source: SourceSpec, *, http: httpx.AsyncClient, external_ids: Sequence[str]
+        self,
+        source: SourceSpec,
+        *,
+        http: httpx.AsyncClient,
+        external_ids: Sequence[tuple[str, str]],
     ) -> set[str]:
-        """The at:// URIs among ``external_ids`` that ``getPosts`` no longer returns (deleted)."""
+        """The at:// URIs among ``(external_id, remote_id)`` pairs that ``getPosts`` no longer
+        returns (deleted); the same interface as the Mastodon collector's."""
         base = str(source.config.get("public_url") or DEFAULT_PUBLIC).rstrip("/")
-        uris = [u for u in dict.fromkeys(external_ids) if u.startswith("at://")]
+        uris = [u for u in dict.fromkeys(e for e, _ in external_ids) if u.startswith("at://")]
         run = _Run(base, None, None, None)
         gone: set[str] = set()
         for start in range(0, len(uris), GET_POSTS_BATCH):

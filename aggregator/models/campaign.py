@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from aggregator.models.base import UTCDateTime, utcnow
+from aggregator.models.base import UTCDateTime, empty_dict, empty_list, utcnow
 
 # Consent scopes a participant can give, in the order shown; the first is required to take part.
 CONSENT_SCOPES = ("projection", "web", "archive")
@@ -33,11 +33,11 @@ class Campaign(SQLModel, table=True):
     sign_text: str = Field(default="We Remember", max_length=200)
     # Per-language overrides: {"ru": {"name": ..., "description": ..., "sign_text": ...,
     # "consent": {"projection": ..., "web": ..., "archive": ...}}, ...}.
-    translations: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
-    hashtags: list[str] = Field(default_factory=list, sa_type=JSON)
+    translations: dict[str, Any] = Field(default_factory=empty_dict, sa_type=JSON)
+    hashtags: list[str] = Field(default_factory=empty_list, sa_type=JSON)
     languages: list[str] = Field(default_factory=lambda: ["en", "ru", "kk"], sa_type=JSON)
     # Consent wording per scope in the default language; translations override it.
-    consent_texts: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    consent_texts: dict[str, str] = Field(default_factory=empty_dict, sa_type=JSON)
     upload_opens_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     upload_closes_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     moderation_mode: ModerationMode = Field(default=ModerationMode.manual, max_length=20)
@@ -53,7 +53,7 @@ class Source(SQLModel, table=True):
     campaign_id: int = Field(foreign_key="campaign.id", index=True, ondelete="CASCADE")
     kind: str = Field(max_length=20)  # mastodon | bluesky | rss | telegram
     name: str = Field(default="", max_length=200)
-    config: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    config: dict[str, Any] = Field(default_factory=empty_dict, sa_type=JSON)
     interval_seconds: int = 300
     enabled: bool = True
     cursor: dict[str, Any] | None = Field(default=None, sa_type=JSON)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from aggregator.models.base import UTCDateTime, utcnow
+from aggregator.models.base import UTCDateTime, empty_dict, utcnow
 
 
 class Event(SQLModel, table=True):
@@ -20,9 +20,9 @@ class Event(SQLModel, table=True):
     starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Slideshow settings (interval, order, transition, captions, intro/closing slides,
     # silence, QR slide, theme, language, filters); defaults in services/slideshows.py.
-    settings: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    settings: dict[str, Any] = Field(default_factory=empty_dict, sa_type=JSON)
     # Live control state set by the host (blank, paused, silence, command counter).
-    control: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    control: dict[str, Any] = Field(default_factory=empty_dict, sa_type=JSON)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from aggregator.models.base import UTCDateTime, new_public_id, utcnow
+from aggregator.models.base import UTCDateTime, empty_dict, empty_list, new_public_id, utcnow
 
 
 class SubmissionStatus(StrEnum):
@@ -61,15 +61,15 @@ class Submission(SQLModel, table=True):
     # Sanitised HTML of collected posts (nh3), or None.
     html: str | None = None
     language: str | None = Field(default=None, max_length=20)
-    hashtags: list[str] = Field(default_factory=list, sa_type=JSON)
-    consent: list[str] = Field(default_factory=list, sa_type=JSON)
+    hashtags: list[str] = Field(default_factory=empty_list, sa_type=JSON)
+    consent: list[str] = Field(default_factory=empty_list, sa_type=JSON)
     status: SubmissionStatus = Field(default=SubmissionStatus.pending, max_length=20)
     sensitive: bool = False
     content_warning: str | None = None
     # Why moderators should look twice: ["near_duplicate", "sensitive", "rule:<word>"].
-    flags: list[str] = Field(default_factory=list, sa_type=JSON)
+    flags: list[str] = Field(default_factory=empty_list, sa_type=JSON)
     # Approvals so far (a second one is needed for flagged items when the campaign asks).
-    approvals: list[int] = Field(default_factory=list, sa_type=JSON)
+    approvals: list[int] = Field(default_factory=empty_list, sa_type=JSON)
     # The first of two approvals (that moderator may not give the second one).
     first_approved_by_id: int | None = Field(
         default=None, foreign_key="user.id", ondelete="SET NULL"
@@ -81,7 +81,7 @@ class Submission(SQLModel, table=True):
     posted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    extra: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    extra: dict[str, Any] = Field(default_factory=empty_dict, sa_type=JSON)
 
 
 class MediaAsset(SQLModel, table=True):
@@ -99,7 +99,7 @@ class MediaAsset(SQLModel, table=True):
     source_format: str = Field(default="", max_length=10)
     alt_text: str = ""
     # Storage keys of the derivatives by style name: {"slide": ..., "thumb": ...}.
-    keys: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    keys: dict[str, str] = Field(default_factory=empty_dict, sa_type=JSON)
     slide_bytes: int = 0
     duplicate_of_id: int | None = Field(
         default=None, foreign_key="mediaasset.id", ondelete="SET NULL"
@@ -120,7 +120,7 @@ class StagedPhoto(SQLModel, table=True):
     campaign_id: int = Field(foreign_key="campaign.id", index=True, ondelete="CASCADE")
     owner_hash: str = Field(max_length=64, index=True)
     # {"slide": {"key", "width", "height", "content_type"}, "thumb": {...}}
-    derivatives: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    derivatives: dict[str, Any] = Field(default_factory=empty_dict, sa_type=JSON)
     sha256: str = Field(max_length=64)
     phash: int = Field(sa_column=Column(BigInteger, nullable=False))
     width: int

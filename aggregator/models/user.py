@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
-from aggregator.models.base import UTCDateTime, utcnow
+from aggregator.models.base import UTCDateTime, empty_dict, utcnow
 
 
 class Role(StrEnum):
@@ -61,7 +61,7 @@ class AuditEntry(SQLModel, table=True):
     from_status: str | None = Field(default=None, max_length=20)
     to_status: str | None = Field(default=None, max_length=20)
     reason: str = ""
-    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    detail: dict[str, Any] = Field(default_factory=empty_dict, sa_type=JSON)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from aggregator.errors import InvalidInput, NotFound
@@ -63,16 +63,18 @@ def control_state(event: Event, *, now: datetime | None = None) -> dict[str, Any
 def apply_control(
     *, session: Session, event_id: int, action: str, item: str | None = None
 ) -> dict[str, Any]:
-    """Apply one host action to the event and return the new control state.
+    """Apply one host action to the event and return the new control state (commits).
 
-    The row is read FOR UPDATE (PostgreSQL) so two hosts pressing buttons at once both count.
+    The row is locked before it is read, so two hosts pressing buttons at once both count.
     """
     if action not in ACTIONS:
         raise InvalidInput("Unknown control action.", field="action")
     if action == "jump" and (not item or not ITEM_ID_RE.match(item)):
         raise InvalidInput("Choose the photo to show.", field="item")
+    _fresh_write_transaction(session, Event, event_id)
     event = session.exec(select(Event).where(Event.id == event_id).with_for_update()).first()
     if event is None:
+        session.rollback()
         raise NotFound("There is no such event.")
     state = control_state(event)
     now = utcnow()
@@ -110,6 +112,7 @@ def record_heartbeat(
         raise InvalidInput("Bad screen key.", field="screen")
     if showing is not None and not (ITEM_ID_RE.match(showing) or showing in _SPECIAL):
         showing = None
+    _fresh_write_transaction(session, ShareLink, link.id)
     screen = session.exec(
         select(Screen).where(Screen.share_link_id == link.id, Screen.screen_key == screen_key)
     ).first()
@@ -134,6 +137,21 @@ def record_heartbeat(
     session.add(screen)
     session.commit()
     return screen
+
+
+def _fresh_write_transaction(session: Session, table: Any, row_id: int | None) -> None:
+    """End the caller's (read) transaction and start one that holds the write lock.
+
+    SQLite cannot upgrade a read transaction whose snapshot another writer has passed (it
+    fails at once with "database is locked"); writing first takes the lock (waiting for it
+    under busy_timeout) and on PostgreSQL locks the row, like SELECT … FOR UPDATE.
+    """
+    session.commit()
+    if row_id is not None:
+        session.execute(
+            update(table).where(table.id == row_id).values(id=table.id),
+            execution_options={"synchronize_session": False},
+        )
 
 
 _SPECIAL: Final = frozenset({"intro", "closing", "qr", "silence", "blank", "empty"})

@@ -83,24 +83,24 @@ def _int(form: Mapping[str, Any], name: str, bounds: tuple[int, int], default: i
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidInput("Please enter a whole number.", field=name) from None
+        raise InvalidInput(N_("Please enter a whole number."), field=name) from None
     low, high = bounds
     if not low <= value <= high:
-        raise InvalidInput(f"Please enter a number from {low} to {high}.", field=name)
+        raise InvalidInput(N_("This number is outside the allowed range."), field=name)
     return value
 
 
 def _text(form: Mapping[str, Any], name: str, limit: int) -> str:
     value = str(form.get(name) or "").strip()
     if len(value) > limit:
-        raise InvalidInput(f"Please keep this under {limit} characters.", field=name)
+        raise InvalidInput(N_("This text is too long."), field=name)
     return value
 
 
 def _choice(form: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
     value = str(form.get(name) or default)
     if value not in choices:
-        raise InvalidInput("Please choose one of the options.", field=name)
+        raise InvalidInput(N_("Please choose one of the options."), field=name)
     return value
 
 
@@ -113,7 +113,7 @@ def _many(form: Mapping[str, Any], name: str) -> list[str]:
         values.extend(part.strip() for part in str(item or "").split(","))
     unique = list(dict.fromkeys(v for v in values if v))
     if len(unique) > MAX_FILTER_VALUES:
-        raise InvalidInput(f"Please give at most {MAX_FILTER_VALUES} values.", field=name)
+        raise InvalidInput(N_("Too many values."), field=name)
     return unique
 
 
@@ -121,7 +121,7 @@ def _ids(form: Mapping[str, Any], name: str, allowed: set[int] | None) -> list[i
     ids: list[int] = []
     for value in _many(form, name):
         if not value.isdigit() or (allowed is not None and int(value) not in allowed):
-            raise InvalidInput("Please choose from the list.", field=name)
+            raise InvalidInput(N_("Please choose from the list."), field=name)
         ids.append(int(value))
     return ids
 
@@ -133,7 +133,7 @@ def _date(form: Mapping[str, Any], name: str) -> str | None:
     try:
         return date.fromisoformat(raw).isoformat()
     except ValueError:
-        raise InvalidInput("Please enter a date as YYYY-MM-DD.", field=name) from None
+        raise InvalidInput(N_("Please enter a date as YYYY-MM-DD."), field=name) from None
 
 
 def parse_settings_form(
@@ -152,16 +152,20 @@ def parse_settings_form(
     captions = [c for c in _many(form, "captions") if c in CAPTION_FIELDS]
     language = str(form.get("language") or "").strip() or None
     if language is not None and language not in LANGUAGE_CODES:
-        raise InvalidInput("Please choose one of the languages.", field="language")
+        raise InvalidInput(N_("Please choose one of the languages."), field="language")
     date_from, date_to = _date(form, "date_from"), _date(form, "date_to")
     if date_from and date_to and date_to < date_from:
-        raise InvalidInput("The end date must not be before the start date.", field="date_to")
+        raise InvalidInput(
+            N_("The end date must not be before the start date."), field="date_to"
+        )
     languages = _many(form, "filter_languages")
     if any(len(code) > 20 for code in languages):
-        raise InvalidInput("Please use language codes such as ru or kk.", field="filter_languages")
+        raise InvalidInput(
+            N_("Please use language codes such as ru or kk."), field="filter_languages"
+        )
     cities = _many(form, "filter_cities")
     if any(len(city) > 200 for city in cities):
-        raise InvalidInput("Please keep each city under 200 characters.", field="filter_cities")
+        raise InvalidInput(N_("This text is too long."), field="filter_cities")
     return {
         **base,
         "interval": _int(form, "interval", INTERVAL_RANGE, int(base["interval"])),

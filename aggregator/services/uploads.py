@@ -109,6 +109,9 @@ def check_window(campaign: Campaign, now: datetime | None = None) -> None:
 
 def count_upload(session: Session, settings: Settings, ip: str, *, photo: bool = False) -> None:
     """Count one submission (or one staged photo) for the caller's IP bucket; 429 past it."""
+    # End the request's read transaction first: on SQLite a write cannot start from a read
+    # snapshot that another writer has moved past (SQLITE_BUSY_SNAPSHOT, no busy wait).
+    session.commit()
     limit = settings.upload_rate_limit * (settings.upload_max_files if photo else 1)
     key = f"{'upload-photo' if photo else 'upload'}:{ratelimit.ip_bucket(ip)}"
     ratelimit.hit(session, key, limit, settings.upload_rate_window_seconds)
@@ -221,6 +224,7 @@ def store_submission(
     with_receipt: bool = True,
 ) -> Ingested:
     """Create the submission (pending, with a receipt token) and consume the staged photos."""
+    session.commit()  # a fresh transaction for the writes (see count_upload)
     incoming = Incoming(
         origin=origin,
         images=list(images),

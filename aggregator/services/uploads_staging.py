@@ -43,6 +43,7 @@ def stage_photo(
 ) -> StagedPhoto:
     """Store a processed photo until the form is sent (or it expires)."""
     now = now or utcnow()
+    session.commit()  # writes start a fresh transaction (see uploads.count_upload)
     sweep_staged(session=session, storage=storage, now=now, limit=50)
     derivatives = {
         style: {
@@ -141,6 +142,7 @@ def sweep_staged(
 ) -> int:
     """Delete expired staged photos and their files; returns how many."""
     now = now or utcnow()
+    session.commit()  # writes start a fresh transaction (see uploads.count_upload)
     rows = session.exec(
         select(StagedPhoto).where(col(StagedPhoto.expires_at) <= now).limit(limit)
     ).all()

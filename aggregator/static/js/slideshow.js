@@ -51,7 +51,7 @@
 
   function setText(el, value) { if (el) { el.textContent = value || ""; } }
   function show(el, visible) { if (el) { el.hidden = !visible; } }
-  function interval() { return Math.max(3, (feed && feed.settings.interval) || 8) * 1000; }
+  function interval() { return Math.max(1, (feed && feed.settings.interval) || 8) * 1000; }
   // Blanking pauses too, so nobody misses a photo while the screen is dark.
   function isPaused() { return localPause || localBlank || control.paused || control.blank; }
   function silenceLeft() {
@@ -143,8 +143,8 @@
     setText(fig.querySelector(".caption__city"), cap.city);
     var message = fig.querySelector(".caption__message");
     setText(message, cap.message);
-    message.lang = cap.lang || "";
-    message.dir = cap.dir || "auto";
+    captionEl.lang = cap.lang || "";
+    captionEl.dir = cap.dir || "auto";
     setText(fig.querySelector(".caption__source"), cap.source);
     captionEl.hidden = !(cap.name || cap.city || cap.message || cap.source);
     return img;
@@ -230,6 +230,8 @@
     loading = false;
     clearTimeout(timer);
     timer = null;
+    clearInterval(silenceTimer);
+    silenceTimer = null;
     show(emptyEl, step.kind === "empty" || step.kind === "none");
     if (step.kind === "photo") { return showPhoto(byId.get(step.id), stepToken); }
     if (step.kind === "empty" || step.kind === "none") {

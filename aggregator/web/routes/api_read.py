@@ -51,7 +51,7 @@ API_PAGE_SIZE: Final = 20
 # -- response models (they are the OpenAPI schema partners code against) -------------------
 
 
-class ErrorDetail(BaseModel):
+class ReadApiErrorDetail(BaseModel):
     """What went wrong, with a stable code."""
 
     code: str
@@ -59,10 +59,10 @@ class ErrorDetail(BaseModel):
     fields: list[dict[str, str]] | None = None
 
 
-class ErrorBody(BaseModel):
+class ReadApiError(BaseModel):
     """Every API error has this shape."""
 
-    error: ErrorDetail
+    error: ReadApiErrorDetail
 
 
 class CampaignTexts(BaseModel):
@@ -149,8 +149,8 @@ class ItemPage(BaseModel):
 
 
 ERRORS: Final[dict[int | str, dict[str, Any]]] = {
-    404: {"model": ErrorBody, "description": "No such campaign."},
-    422: {"model": ErrorBody, "description": "A parameter is not valid."},
+    404: {"model": ReadApiError, "description": "No such campaign."},
+    422: {"model": ReadApiError, "description": "A parameter is not valid."},
 }
 
 

@@ -314,7 +314,8 @@ async def _finish_submission(
     processed = [r for r in results if isinstance(r, ProcessedImage)]
     rows = [row for row, _image in staged]
     if file_problems or problems:
-        if not file_problems and processed:
+        robot = any(p.code == "honeypot" for p in problems)
+        if not file_problems and processed and not robot:
             # Keep good photos of a form refused for a missing tick: nobody chooses them twice.
             rows += [
                 await in_thread(

@@ -68,14 +68,17 @@ def _live(request: Request, session: Session, token: str) -> LiveFeed:
 
 @router.get("/show/{token}", name="show", include_in_schema=False)
 def show_page(token: str, request: Request, session: SessionDep) -> Response:
-    """The full-screen live slideshow of a share link."""
+    """The full-screen display of a share link: the slideshow, or the wall (issue 8) for
+    links made with the wall layout; both read the same feed."""
     live = _live(request, session, token)
     settings = effective_settings(live.event)
-    lang = display_language(live.event, request.state.lang, tuple(request.app.state.settings.languages))
+    enabled = tuple(request.app.state.settings.languages)
+    lang = display_language(live.event, request.state.lang, enabled)
     base = f"/show/{token}"
+    template = "slideshow/wall.html" if live.link.layout == "wall" else "slideshow/live.html"
     return render(
         request,
-        "slideshow/live.html",
+        template,
         {
             "lang": lang,
             "dir": direction(lang),
