@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 from typing import Any
@@ -91,11 +92,17 @@ def make_submission(
                 phash=n * 7919 + position,
                 width=1600,
                 height=1200,
-                keys={"slide": f"aa/{n:060d}{position:04d}.jpg"},
+                keys={"slide": _placeholder_key(n, position)},
             )
         )
     session.commit()
     return submission
+
+
+def _placeholder_key(n: int, position: int) -> str:
+    """A well-formed storage key with no file behind it."""
+    digest = hashlib.sha256(f"{n}-{position}".encode()).hexdigest()
+    return f"{digest[:2]}/{digest[2:32]}.jpg"
 
 
 def make_event(session: Session, campaign: Campaign, **kw: Any) -> tuple[Event, ShareLink]:
