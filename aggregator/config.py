@@ -53,8 +53,9 @@ class Settings(BaseSettings):
         description="Enabled interface languages, comma separated (en, ru, kk, he).",
     )
     default_language: str = Field(
-        "en", description="Language used when neither the visitor's choice nor their browser "
-        "asks for an enabled one."
+        "en",
+        description="Language used when neither the visitor's choice nor their browser "
+        "asks for an enabled one.",
     )
     upload_max_bytes: int = Field(
         16 * 1024 * 1024, description="Largest accepted image file in bytes (default 16 MiB)."

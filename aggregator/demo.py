@@ -124,7 +124,9 @@ def draw_sample_photo(index: int, *, width: int = 1600, height: int = 1200) -> b
     # Two hands holding the card (simple rounded shapes).
     skin = (196, 150, 120) if index % 3 else (140, 100, 76)
     for hx in (x + 40, x + card.width - 120):
-        draw.rounded_rectangle([hx, y + card.height - 60, hx + 80, y + card.height + 90], 36, fill=skin)
+        draw.rounded_rectangle(
+            [hx, y + card.height - 60, hx + 80, y + card.height + 90], 36, fill=skin
+        )
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=88)
     return buffer.getvalue()

@@ -47,9 +47,7 @@ def direction(lang: str) -> str:
     return "rtl" if lang in RTL_LANGUAGES else "ltr"
 
 
-def negotiate(
-    accept_language: str | None, enabled: Iterable[str], default: str
-) -> str:
+def negotiate(accept_language: str | None, enabled: Iterable[str], default: str) -> str:
     """Pick the best enabled language from an ``Accept-Language`` header."""
     enabled = tuple(enabled)
     if accept_language:

@@ -43,14 +43,14 @@ from aggregator.models import (
     utcnow,
 )
 from aggregator.services.campaigns import localized
-from aggregator.services.takedown import withdraw
 from aggregator.services.ingest import (
     MAX_IMAGES_PER_POST,
     Incoming,
     IncomingImage,
-    ingest,
+    ingest_page,
     media_limits,
 )
+from aggregator.services.takedown import withdraw
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +140,10 @@ def source_spec(source: Source, campaign: Campaign) -> SourceSpec:
             [
                 text.name,
                 text.description,
-                gettext("Send a photo of yourself with your sign. A moderator looks at every "
-                        "photo before it is shown."),
+                gettext(
+                    "Send a photo of yourself with your sign. A moderator looks at every "
+                    "photo before it is shown."
+                ),
                 gettext("By sending a photo you agree:"),
                 f"• {text.consent['projection']}\n• {text.consent['web']}",
             ]
@@ -177,8 +179,12 @@ async def _prepare(ctx: JobContext, item: CollectedItem, report: RunReport) -> I
         except (ImageRejected, CollectorError) as exc:
             # One bad image must not lose the post or the run; it is counted and logged.
             report.skipped_images += 1
-            log.info("source %s: image of %s skipped: %s", report.source_id, item.external_id,
-                     redact_text(exc.message))
+            log.info(
+                "source %s: image of %s skipped: %s",
+                report.source_id,
+                item.external_id,
+                redact_text(exc.message),
+            )
             continue
         images.append(IncomingImage(processed, media.alt_text or ""))
     if not images:
@@ -220,8 +226,11 @@ async def _prepare_all(
 
 
 def _store_page(
-    ctx: JobContext, source_id: int, prepared: Sequence[tuple[CollectedItem, Incoming | None]],
-    cursor: dict[str, Any] | None, report: RunReport,
+    ctx: JobContext,
+    source_id: int,
+    prepared: Sequence[tuple[CollectedItem, Incoming | None]],
+    cursor: dict[str, Any] | None,
+    report: RunReport,
 ) -> list[tuple[CollectedItem, str | None]]:
     """One transaction: the page's items and the cursor after them."""
     receipts: list[tuple[CollectedItem, str | None]] = []
@@ -230,24 +239,23 @@ def _store_page(
         campaign = session.get(Campaign, source.campaign_id) if source else None
         if source is None or campaign is None:
             raise CollectorError("the source was deleted while it was collecting")
-        for item, incoming in prepared:
-            if incoming is None:
-                continue
-            result = ingest(
-                session=session,
-                storage=ctx.storage,
-                campaign=campaign,
-                incoming=incoming,
-                source=source,
-                with_receipt=item.reply_context is not None,
-                near_distance=ctx.settings.near_duplicate_distance,
-                commit=False,
-            )
+        usable = [(item, incoming) for item, incoming in prepared if incoming is not None]
+        results = ingest_page(
+            session=session,
+            storage=ctx.storage,
+            campaign=campaign,
+            incomings=[incoming for _item, incoming in usable],
+            source=source,
+            with_receipt=[item.reply_context is not None for item, _incoming in usable],
+            near_distance=ctx.settings.near_duplicate_distance,
+        )
+        for (item, _incoming), result in zip(usable, results, strict=True):
             if result.created:
                 report.new_items += 1
                 receipts.append((item, result.receipt_token))
             else:
                 report.seen_items += 1
+        source.items_collected += sum(result.created for result in results)
         if cursor is not None:
             source.cursor = dict(cursor)
         session.add(source)
@@ -255,7 +263,10 @@ def _store_page(
 
 
 async def _acknowledge(
-    ctx: JobContext, collector: Any, spec: SourceSpec, receipts: list[tuple[CollectedItem, str | None]]
+    ctx: JobContext,
+    collector: Any,
+    spec: SourceSpec,
+    receipts: list[tuple[CollectedItem, str | None]],
 ) -> None:
     """Tell a bot's senders that their photo arrived, in their language, with a receipt link."""
     if not hasattr(collector, "acknowledge"):
@@ -272,7 +283,9 @@ async def _acknowledge(
         gettext = i18n.translations(lang).gettext
         text = "\n\n".join(
             [
-                gettext("Thank you. Your photo will be looked at by a moderator before it is shown."),
+                gettext(
+                    "Thank you. Your photo will be looked at by a moderator before it is shown."
+                ),
                 gettext("See its status or withdraw it at any time:") + f" {base}/r/{token}",
             ]
         )
@@ -301,22 +314,21 @@ async def run_source(ctx: JobContext, source_id: int, *, force: bool = False) ->
         for _page in range(MAX_PAGES_PER_RUN):
             result: CollectResult = await collector.collect(spec, http=ctx.api_http, cursor=cursor)
             prepared = await _prepare_all(ctx, result.items, report)
-            receipts = await run_sync(
-                lambda: _store_page(ctx, source_id, prepared, dict(result.cursor) if result.cursor is not None else None, report)
-            )
+            page_cursor = dict(result.cursor) if result.cursor is not None else None
+            receipts = await run_sync(_store_page, ctx, source_id, prepared, page_cursor, report)
             await _acknowledge(ctx, collector, spec, receipts)
             if result.cursor is not None:
                 cursor = dict(result.cursor)
             if not result.more:
                 break
-        await run_sync(lambda: _record(ctx.engine, source_id, None, result.retry_after))
+        await run_sync(_record, ctx.engine, source_id, None, result.retry_after)
     except CollectorError as exc:
         report.ok, report.error = False, redact_text(exc.message)
-        await run_sync(lambda: _record(ctx.engine, source_id, report.error, exc.retry_after))
+        await run_sync(_record, ctx.engine, source_id, report.error, exc.retry_after)
     except Exception as exc:  # a bug in one collector must not stop the scheduler
         log.exception("source %s failed", source_id)
         report.ok, report.error = False, redact_text(f"{type(exc).__name__}: {exc}")
-        await run_sync(lambda: _record(ctx.engine, source_id, report.error, None))
+        await run_sync(_record, ctx.engine, source_id, report.error, None)
     return report
 
 
@@ -343,7 +355,8 @@ def _record(engine: Engine, source_id: int, error: str | None, retry_after: floa
         else:
             source.last_error = error[:2000]
             source.consecutive_failures += 1
-            delay = min(MAX_BACKOFF, source.interval_seconds * 2 ** (source.consecutive_failures - 1))
+            doublings = source.consecutive_failures - 1
+            delay = min(MAX_BACKOFF, source.interval_seconds * 2**doublings)
         if retry_after:
             delay = max(delay, min(retry_after, MAX_BACKOFF))
         source.next_run_at = now + timedelta(seconds=delay) if delay else None
@@ -372,11 +385,12 @@ async def recheck_upstream(ctx: JobContext, *, batch: int = UPSTREAM_BATCH) -> i
                     external_ids=[(external, ref) for _id, external, ref in chunk],
                 )
             except CollectorError as exc:
-                log.info("source %s: upstream check skipped: %s", source.id, redact_text(exc.message))
+                reason = redact_text(exc.message)
+                log.info("source %s: upstream check skipped: %s", source.id, reason)
                 break
             for submission_id, external, _ref in chunk:
                 if external in gone:
-                    await run_sync(lambda i=submission_id: _withdraw_upstream(ctx, i, source.kind))
+                    await run_sync(_withdraw_upstream, ctx, submission_id, source.kind)
                     withdrawn += 1
     return withdrawn
 
@@ -418,10 +432,9 @@ def _withdraw_upstream(ctx: JobContext, submission_id: int, kind: str) -> None:
 def referenced_media(engine: Engine) -> set[str]:
     """Every storage key a committed row refers to (images and finished exports)."""
     with Session(engine) as session:
-        keys = {key for keys in session.exec(select(MediaAsset.keys)).all() for key in keys.values()}
-        keys.update(
-            k for k in session.exec(select(ExportJob.storage_key)).all() if k is not None
-        )
+        rows = session.exec(select(MediaAsset.keys)).all()
+        keys = {key for styles in rows for key in styles.values()}
+        keys.update(k for k in session.exec(select(ExportJob.storage_key)).all() if k is not None)
     return keys
 
 
@@ -449,4 +462,3 @@ async def collect_once(
     finally:
         await ctx.api_http.aclose()
         await ctx.media_http.aclose()
-

@@ -100,9 +100,7 @@ class CollectorScheduler:
     def sync_jobs(self) -> None:
         """Add, update or drop source jobs to match the database."""
         with Session(self.ctx.engine) as session:
-            sources = session.exec(
-                select(Source).where(col(Source.enabled).is_(True))
-            ).all()
+            sources = session.exec(select(Source).where(col(Source.enabled).is_(True))).all()
         wanted = {f"source-{s.id}": s for s in sources}
         for job in self.scheduler.get_jobs():
             if job.id.startswith("source-") and job.id not in wanted:
@@ -138,12 +136,20 @@ class CollectorScheduler:
     def start(self) -> None:
         """Start paused; jobs run only once the lock is held."""
         self.scheduler.add_job(
-            asyncio.to_thread, "interval", args=[sweep_media, self.ctx], id="sweep-media",
-            hours=1, replace_existing=True,
+            asyncio.to_thread,
+            "interval",
+            args=[sweep_media, self.ctx],
+            id="sweep-media",
+            hours=1,
+            replace_existing=True,
         )
         self.scheduler.add_job(
-            recheck_upstream, "interval", args=[self.ctx], id="recheck-upstream",
-            minutes=30, replace_existing=True,
+            recheck_upstream,
+            "interval",
+            args=[self.ctx],
+            id="recheck-upstream",
+            minutes=30,
+            replace_existing=True,
         )
         self.scheduler.start(paused=True)
         self._task = asyncio.get_running_loop().create_task(self._hold_lock())

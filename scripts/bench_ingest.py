@@ -33,7 +33,7 @@ from aggregator.jobs import make_job_context, run_source  # noqa: E402
 from aggregator.media import process_image  # noqa: E402
 from aggregator.media.storage import LocalStorage  # noqa: E402
 from aggregator.models import Campaign, Origin, Source, Submission  # noqa: E402
-from aggregator.services.ingest import Incoming, ingest, media_limits  # noqa: E402
+from aggregator.services.ingest import Incoming, ingest_page, media_limits  # noqa: E402
 from tests.fakes.mastodon import FakeMastodon  # noqa: E402
 from tests.fakes.server import serve_app  # noqa: E402
 
@@ -74,10 +74,13 @@ def main() -> None:
             campaign = Campaign(slug="bench", name="Bench", hashtags=["weremember"])
             session.add(campaign)
             session.flush()
-            source = Source(campaign_id=campaign.id, kind="mastodon",  # type: ignore[arg-type]
-                            config={"url": base_url, "hashtags": ["weremember"]},
-                            # walk the whole timeline forward from the oldest post
-                            cursor={"min_id": "0"})
+            source = Source(
+                campaign_id=campaign.id,
+                kind="mastodon",  # type: ignore[arg-type]
+                config={"url": base_url, "hashtags": ["weremember"]},
+                # walk the whole timeline forward from the oldest post
+                cursor={"min_id": "0"},
+            )
             session.add(source)
             session.flush()
             source_id = source.id
@@ -107,8 +110,10 @@ def main() -> None:
         started = time.perf_counter()
         with ThreadPoolExecutor(workers) as pool:
             processed = list(  # noqa: F841 (kept alive: the timing includes every result)
-                pool.map(lambda n: process_image(images[n % len(images)], limits=limits),
-                         range(args.posts))
+                pool.map(
+                    lambda n: process_image(images[n % len(images)], limits=limits),
+                    range(args.posts),
+                )
             )
         pipeline = time.perf_counter() - started
 
@@ -117,20 +122,37 @@ def main() -> None:
             campaign = session.exec(select(Campaign)).one()
             storage = LocalStorage(settings.effective_media_dir)
             started = time.perf_counter()
-            for n in range(args.posts):
-                ingest(session=session, storage=storage, campaign=campaign, incoming=Incoming(
-                    origin=Origin.collected, images=[],
-                    external_id=f"text-{n}", text=f"post {n}"), commit=n % 40 == 39)
+            for page in range(0, args.posts, 40):  # as the collector delivers them
+                ingest_page(
+                    session=session,
+                    storage=storage,
+                    campaign=campaign,
+                    incomings=[
+                        Incoming(
+                            origin=Origin.collected,
+                            images=[],
+                            external_id=f"text-{n}",
+                            text=f"post {n}",
+                        )
+                        for n in range(page, min(page + 40, args.posts))
+                    ],
+                )
+                session.commit()
             text_only = time.perf_counter() - started
         engine.dispose()
 
     e2e_rate = args.posts / end_to_end
     limit_rate = args.posts / pipeline
     print(f"posts: {args.posts}, image workers: {workers}")
-    print(f"end to end (HTTP + fetch + pipeline + store): {e2e_rate:7.1f} posts/s ({end_to_end:.1f} s)")
+    print(
+        f"end to end (HTTP + fetch + pipeline + store): {e2e_rate:7.1f} posts/s "
+        f"({end_to_end:.1f} s)"
+    )
     print(f"media pipeline alone, same images, {workers} threads: {limit_rate:7.1f} images/s")
     print(f"ratio end-to-end / pipeline limit: {e2e_rate / limit_rate:.2f}  (target >= 0.8)")
-    print(f"text-only posts through ingest: {args.posts / text_only:7.0f} posts/s  (target >= 1000)")
+    print(
+        f"text-only posts through ingest: {args.posts / text_only:7.0f} posts/s  (target >= 1000)"
+    )
 
 
 if __name__ == "__main__":

@@ -87,9 +87,7 @@ def database_url(migrated_template: str, tmp_path: Path) -> Iterator[str]:
         return
     yield migrated_template
     engine = create_engine(migrated_template)
-    tables = ", ".join(
-        f'"{t.name}"' for t in SQLModel.metadata.sorted_tables
-    )
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()

@@ -112,7 +112,9 @@ def make_event(session: Session, campaign: Campaign, **kw: Any) -> tuple[Event, 
     return create_event(session=session, campaign=campaign, name=kw.pop("name", "Evening"), **kw)
 
 
-def jpeg_bytes(width: int = 640, height: int = 480, color: tuple[int, int, int] = (120, 90, 60)) -> bytes:
+def jpeg_bytes(
+    width: int = 640, height: int = 480, color: tuple[int, int, int] = (120, 90, 60)
+) -> bytes:
     """A small valid JPEG."""
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, "JPEG", quality=85)

@@ -66,7 +66,9 @@ def audit_actions(session: Session) -> list[str]:
 
 def test_create_and_edit_campaign(client: TestClient, session: Session, admin: User) -> None:
     assert client.get("/admin/campaigns/new").status_code == 200
-    response = client.post("/admin/campaigns/new", data=campaign_form(client), follow_redirects=False)
+    response = client.post(
+        "/admin/campaigns/new", data=campaign_form(client), follow_redirects=False
+    )
     assert response.status_code == 303, response.text
     campaign = session.exec(select(Campaign).where(Campaign.slug == "alzhir-2026")).one()
     assert campaign.hashtags == ["weremember", "алжир"]
@@ -131,11 +133,18 @@ def test_admin_pages_require_admin_and_csrf(client: TestClient, session: Session
     moderator = make_user(session, role=Role.moderator)
     login(client, moderator.email)
     assert client.get("/admin").status_code == 200  # the overview is for moderators too
-    for path in ("/admin/campaigns", "/admin/sources", "/admin/users", f"/admin/campaigns/{campaign.id}"):
+    for path in (
+        "/admin/campaigns",
+        "/admin/sources",
+        "/admin/users",
+        f"/admin/campaigns/{campaign.id}",
+    ):
         assert client.get(path).status_code == 403, path
     admin = make_user(session, role=Role.admin)
     login(client, admin.email)
-    response = client.post("/admin/campaigns/new", data={**campaign_form(client), "csrf_token": "x"})
+    response = client.post(
+        "/admin/campaigns/new", data={**campaign_form(client), "csrf_token": "x"}
+    )
     assert response.status_code == 403
     assert client.get("/admin/campaigns/999").status_code == 404
 
@@ -152,7 +161,12 @@ def test_sources_add_edit_pause_and_collect(
     assert bad.status_code == 422 and 'id="interval-error"' in bad.text
     bad = client.post(
         "/admin/sources/new",
-        data={"csrf_token": token, "campaign_id": str(campaign.id), "kind": "rss", "interval": "300"},
+        data={
+            "csrf_token": token,
+            "campaign_id": str(campaign.id),
+            "kind": "rss",
+            "interval": "300",
+        },
     )
     assert bad.status_code == 422 and 'id="url-error"' in bad.text
     response = client.post(
@@ -196,7 +210,9 @@ def test_collect_now_runs_the_collector(
     campaign = make_campaign(session)
     source = make_source(session, campaign, kind="rss", config={"url": live_rss}, name="Feed")
     response = client.post(
-        f"/admin/sources/{source.id}/collect", data={"csrf_token": csrf(client)}, follow_redirects=False
+        f"/admin/sources/{source.id}/collect",
+        data={"csrf_token": csrf(client)},
+        follow_redirects=False,
     )
     assert response.status_code == 303  # the background task ran before TestClient returned
     session.expire_all()
@@ -228,7 +244,9 @@ def live_rss() -> Iterator[str]:
 
 def test_people_invite_role_deactivate(client: TestClient, session: Session, admin: User) -> None:
     token = csrf(client)
-    bad = client.post("/admin/users", data={"csrf_token": token, "email": "nope", "role": "moderator"})
+    bad = client.post(
+        "/admin/users", data={"csrf_token": token, "email": "nope", "role": "moderator"}
+    )
     assert bad.status_code == 422 and 'id="email-error"' in bad.text
     response = client.post(
         "/admin/users", data={"csrf_token": token, "email": "Host@Example.org", "role": "host"}
@@ -250,8 +268,20 @@ def test_people_invite_role_deactivate(client: TestClient, session: Session, adm
         assert second.get("/moderate", follow_redirects=False).status_code == 303
     assert session.exec(select(LoginSession).where(LoginSession.user_id == other.id)).all() == []
     # Nobody locks themselves out.
-    assert client.post(f"/admin/users/{admin.id}/active", data={"csrf_token": token, "active": "0"}).status_code == 409
-    assert client.post(f"/admin/users/{admin.id}/role", data={"csrf_token": token, "role": "host"}).status_code == 409
+    assert (
+        client.post(
+            f"/admin/users/{admin.id}/active", data={"csrf_token": token, "active": "0"}
+        ).status_code
+        == 409
+    )
+    assert (
+        client.post(
+            f"/admin/users/{admin.id}/role", data={"csrf_token": token, "role": "host"}
+        ).status_code
+        == 409
+    )
     relink = client.post(f"/admin/users/{other.id}/invite", data={"csrf_token": token})
     assert "/invite/" in relink.text
-    assert {"user.invite", "user.role", "user.deactivate", "user.reinvite"} <= set(audit_actions(session))
+    assert {"user.invite", "user.role", "user.deactivate", "user.reinvite"} <= set(
+        audit_actions(session)
+    )

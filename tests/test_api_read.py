@@ -194,9 +194,12 @@ def test_etag_and_304_change_with_approvals_and_takedowns(
     assert [i["id"] for i in after.json()["items"]] == [pending.public_id]
 
     listing = client.get("/api/v1/campaigns")
-    assert client.get(
-        "/api/v1/campaigns", headers={"If-None-Match": listing.headers["etag"]}
-    ).status_code == 304
+    assert (
+        client.get(
+            "/api/v1/campaigns", headers={"If-None-Match": listing.headers["etag"]}
+        ).status_code
+        == 304
+    )
 
 
 def test_cors_only_on_the_read_endpoints(client: TestClient, session: Session) -> None:
@@ -245,7 +248,15 @@ def test_openapi_documents_the_read_api(client: TestClient) -> None:
     components = schema["components"]["schemas"]
     assert {"Item", "ItemImage", "ImageStyle", "ItemSource", "CampaignList"} <= set(components)
     assert set(components["Item"]["properties"]) == {
-        "id", "url", "caption", "author", "city", "language", "created", "source", "images",
+        "id",
+        "url",
+        "caption",
+        "author",
+        "city",
+        "language",
+        "created",
+        "source",
+        "images",
     }
     feed = schema["paths"]["/c/{slug}/feed.xml"]["get"]
     assert "application/atom+xml" in feed["responses"]["200"]["content"]

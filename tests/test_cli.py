@@ -29,25 +29,63 @@ def run(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  #
 
 def test_help_lists_contract_commands(run) -> None:  # type: ignore[no-untyped-def]
     output = run("--help").output
-    for command in ("init", "serve", "worker", "demo", "users", "campaigns", "sources",
-                    "collect", "submissions", "events"):
+    for command in (
+        "init",
+        "serve",
+        "worker",
+        "demo",
+        "users",
+        "campaigns",
+        "sources",
+        "collect",
+        "submissions",
+        "events",
+    ):
         assert command in output
 
 
 def test_full_configuration_flow(run) -> None:  # type: ignore[no-untyped-def]
     assert run("init").exit_code == 0
-    created = run("users", "add", "--email", "Admin@Example.org", "--role", "admin",
-                  "--password-stdin", input="a long enough secret\n")
+    created = run(
+        "users",
+        "add",
+        "--email",
+        "Admin@Example.org",
+        "--role",
+        "admin",
+        "--password-stdin",
+        input="a long enough secret\n",
+    )
     assert created.exit_code == 0, created.output
     invite = run("users", "add", "--email", "host@example.org", "--role", "host")
     assert "https://remember.example/invite/" in invite.output
-    result = run("campaigns", "create", "--slug", "we-remember", "--name", "We Remember",
-                 "--hashtag", "#WeRemember", "--hashtag", "МыПомним")
+    result = run(
+        "campaigns",
+        "create",
+        "--slug",
+        "we-remember",
+        "--name",
+        "We Remember",
+        "--hashtag",
+        "#WeRemember",
+        "--hashtag",
+        "МыПомним",
+    )
     assert result.exit_code == 0, result.output
     listed = [json.loads(line) for line in run("campaigns", "list", "--json").output.splitlines()]
     assert listed[0]["hashtags"] == ["weremember", "мыпомним"]
-    source = run("sources", "add", "--campaign", "we-remember", "--kind", "rss",
-                 "--url", "https://example.org/feed", "--interval", "600")
+    source = run(
+        "sources",
+        "add",
+        "--campaign",
+        "we-remember",
+        "--kind",
+        "rss",
+        "--url",
+        "https://example.org/feed",
+        "--interval",
+        "600",
+    )
     assert source.exit_code == 0, source.output
     rows = [json.loads(line) for line in run("sources", "list", "--json").output.splitlines()]
     assert rows[0]["kind"] == "rss" and rows[0]["interval"] == 600
@@ -60,14 +98,33 @@ def test_full_configuration_flow(run) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("campaigns", "create", "--slug", "Bad Slug!", "--name", "x", "--hashtag", "x"),
-         "short name"),
-        (("campaigns", "create", "--slug", "ok", "--name", "x", "--hashtag", "not a tag"),
-         "Not a hashtag"),
-        (("campaigns", "create", "--slug", "ok", "--name", "x", "--hashtag", "x",
-          "--opens", "tomorrow"), "ISO 8601"),
-        (("sources", "add", "--campaign", "nope", "--kind", "rss", "--url", "https://x.org"),
-         "no campaign"),
+        (
+            ("campaigns", "create", "--slug", "Bad Slug!", "--name", "x", "--hashtag", "x"),
+            "short name",
+        ),
+        (
+            ("campaigns", "create", "--slug", "ok", "--name", "x", "--hashtag", "not a tag"),
+            "Not a hashtag",
+        ),
+        (
+            (
+                "campaigns",
+                "create",
+                "--slug",
+                "ok",
+                "--name",
+                "x",
+                "--hashtag",
+                "x",
+                "--opens",
+                "tomorrow",
+            ),
+            "ISO 8601",
+        ),
+        (
+            ("sources", "add", "--campaign", "nope", "--kind", "rss", "--url", "https://x.org"),
+            "no campaign",
+        ),
         (("sources", "add", "--campaign", "nope", "--kind", "myspace"), "Invalid value"),
         (("submissions", "approve", "999"), "no submission 999"),
         (("submissions", "approve", "0"), "positive"),
@@ -85,8 +142,16 @@ def test_bad_input_is_a_clear_error(run, args: tuple[str, ...], message: str) ->
 
 
 def test_short_password_is_refused(run) -> None:  # type: ignore[no-untyped-def]
-    result = run("users", "add", "--email", "a@example.org", "--role", "moderator",
-                 "--password-stdin", input="short\n")
+    result = run(
+        "users",
+        "add",
+        "--email",
+        "a@example.org",
+        "--role",
+        "moderator",
+        "--password-stdin",
+        input="short\n",
+    )
     assert result.exit_code == 1
     assert "at least 10 characters" in result.output
 
@@ -102,9 +167,22 @@ def test_moderation_from_the_command_line(run, session, settings) -> None:  # ty
     again = run("submissions", "approve", str(first.id))
     assert again.exit_code == 1 and "cannot become approved" in again.output
     assert "is now removed" in run("submissions", "remove", str(first.id)).output
-    rows = [json.loads(line) for line in
-            run("submissions", "list", "--campaign", "c", "--json").output.splitlines()]
-    assert [(r["id"], r["status"]) for r in rows] == [(first.id, "removed"), (second.id, "rejected")]
-    assert set(rows[0]) == {"id", "status", "source_kind", "external_id", "url", "author", "text",
-                            "media_count"}
+    rows = [
+        json.loads(line)
+        for line in run("submissions", "list", "--campaign", "c", "--json").output.splitlines()
+    ]
+    assert [(r["id"], r["status"]) for r in rows] == [
+        (first.id, "removed"),
+        (second.id, "rejected"),
+    ]
+    assert set(rows[0]) == {
+        "id",
+        "status",
+        "source_kind",
+        "external_id",
+        "url",
+        "author",
+        "text",
+        "media_count",
+    }
     assert rows[0]["media_count"] == 1

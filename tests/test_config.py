@@ -12,7 +12,9 @@ from aggregator.config import Settings
 
 def test_every_setting_is_documented() -> None:
     undocumented = [
-        name for name, field in Settings.model_fields.items() if not (field.description or "").strip()
+        name
+        for name, field in Settings.model_fields.items()
+        if not (field.description or "").strip()
     ]
     assert undocumented == []
 

@@ -17,8 +17,8 @@ from sqlmodel import Session
 
 from aggregator.config import Settings
 from aggregator.models import Event
-from aggregator.services.exports import export_event
 from aggregator.services.export_poster import grid
+from aggregator.services.exports import export_event
 from tests.factories import make_campaign, make_event
 from tests.slideshow_support import photo, take_down
 
@@ -34,18 +34,39 @@ def show(session: Session, app: Any) -> dict[str, Any]:
     campaign = make_campaign(session, name="Мы помним 2027")
     event, link = make_event(session, campaign, name="Вечер памяти")
     items = [
-        photo(session, storage, campaign, author_name="Анна", city="Алматы", text=RUSSIAN,
-              language="ru"),
-        photo(session, storage, campaign, author_name="Әлия", city="Қарағанды", text=KAZAKH,
-              language="kk", size=(1200, 900)),
-        photo(session, storage, campaign, author_name="Ноам", city="חיפה", text=HEBREW,
-              language="he"),
+        photo(
+            session,
+            storage,
+            campaign,
+            author_name="Анна",
+            city="Алматы",
+            text=RUSSIAN,
+            language="ru",
+        ),
+        photo(
+            session,
+            storage,
+            campaign,
+            author_name="Әлия",
+            city="Қарағанды",
+            text=KAZAKH,
+            language="kk",
+            size=(1200, 900),
+        ),
+        photo(
+            session, storage, campaign, author_name="Ноам", city="חיפה", text=HEBREW, language="he"
+        ),
     ]
     photo(session, storage, campaign, approve=False)
     photo(session, storage, campaign, consent=("web",))
     archive_only = photo(session, storage, campaign, consent=("archive",))
-    return {"event": event, "link": link, "items": items, "archive_only": archive_only,
-            "campaign": campaign}
+    return {
+        "event": event,
+        "link": link,
+        "items": items,
+        "archive_only": archive_only,
+        "campaign": campaign,
+    }
 
 
 def _export(session: Session, app: Any, event: Event, fmt: str, path: Path) -> Path:
@@ -100,7 +121,11 @@ def test_takedown_disappears_from_the_next_export(
     first = _export(session, app, show["event"], "bundle", tmp_path / "a.zip")
     take_down(session, show["items"][0])
     second = _export(session, app, show["event"], "bundle", tmp_path / "b.zip")
-    count = lambda p: len([n for n in zipfile.ZipFile(p).namelist() if "/images/" in n and n.endswith(".jpg")])  # noqa: E731
+
+    def count(path: Path) -> int:
+        names = zipfile.ZipFile(path).namelist()
+        return len([n for n in names if "/images/" in n and n.endswith(".jpg")])
+
     assert (count(first), count(second)) == (3, 2)
     removed_id = show["items"][0].public_id
     assert not any(removed_id in n for n in zipfile.ZipFile(second).namelist())
@@ -111,8 +136,12 @@ def test_pdf_has_one_page_per_slide_and_real_text(
 ) -> None:
     from pypdf import PdfReader
 
-    _set(session, show["event"], intro={"title": "Мы помним", "text": "27 января"},
-         closing={"title": "Біз еске аламыз", "text": ""})
+    _set(
+        session,
+        show["event"],
+        intro={"title": "Мы помним", "text": "27 января"},
+        closing={"title": "Біз еске аламыз", "text": ""},
+    )
     path = _export(session, app, show["event"], "pdf", tmp_path / "show.pdf")
     reader = PdfReader(path)
     assert len(reader.pages) == 3 + 1 + 1  # three photos, intro, closing
@@ -200,10 +229,22 @@ def test_unknown_format_and_bad_output(session: Session, app: Any, tmp_path: Pat
     event, _link = make_event(session, campaign)
     settings: Settings = app.state.settings
     with pytest.raises(InvalidInput):
-        export_event(session=session, storage=app.state.storage, settings=settings,
-                     event=event, fmt="gif", out_path=tmp_path / "x")
+        export_event(
+            session=session,
+            storage=app.state.storage,
+            settings=settings,
+            event=event,
+            fmt="gif",
+            out_path=tmp_path / "x",
+        )
     with pytest.raises(InvalidInput):
-        export_event(session=session, storage=app.state.storage, settings=settings,
-                     event=event, fmt="pdf", out_path=tmp_path / "missing" / "x.pdf")
+        export_event(
+            session=session,
+            storage=app.state.storage,
+            settings=settings,
+            event=event,
+            fmt="pdf",
+            out_path=tmp_path / "missing" / "x.pdf",
+        )
     # An event with nothing approved still exports (an empty programme is not an error).
     _export(session, app, event, "pdf", tmp_path / "empty.pdf")

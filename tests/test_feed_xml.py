@@ -84,9 +84,7 @@ def test_feed_parses_and_lists_image_enclosures(
     assert parsed.feed.updated_parsed[:4] == (2025, 5, 31, 10)
 
 
-def test_feed_survives_control_characters_and_markup(
-    client: TestClient, session: Session
-) -> None:
+def test_feed_survives_control_characters_and_markup(client: TestClient, session: Session) -> None:
     campaign = make_campaign(session)
     approved(
         session,

@@ -36,15 +36,13 @@ def soup(response: Any) -> BeautifulSoup:
 
 
 def tile_ids(page: BeautifulSoup) -> list[str]:
-    return [a["href"].rsplit("/", 1)[1] for a in page.select(".gallery-tile a.tile-link")]
+    return [str(a["href"]).rsplit("/", 1)[1] for a in page.select(".gallery-tile a.tile-link")]
 
 
 # -- what is public ------------------------------------------------------------------------
 
 
-def test_only_approved_web_consented_items_are_public(
-    client: TestClient, session: Session
-) -> None:
+def test_only_approved_web_consented_items_are_public(client: TestClient, session: Session) -> None:
     campaign = make_campaign(session)
     shown = approved(session, campaign, posted_at=T0)
     projection_only = approved(session, campaign, consent=["projection"], posted_at=T0)
@@ -64,7 +62,7 @@ def test_only_approved_web_consented_items_are_public(
     ids = tile_ids(soup(client.get(f"/c/{campaign.slug}/gallery")))
     assert ids == [shown.public_id]
     embed = soup(client.get(f"/c/{campaign.slug}/embed"))
-    assert [a["href"].rsplit("/", 1)[1] for a in embed.select(".embed-strip a")] == ids
+    assert [str(a["href"]).rsplit("/", 1)[1] for a in embed.select(".embed-strip a")] == ids
 
     for never in (projection_only, archive_only, no_media, other, *hidden[:2]):
         assert client.get(f"/c/{campaign.slug}/p/{never.public_id}").status_code == 404
@@ -73,7 +71,9 @@ def test_only_approved_web_consented_items_are_public(
     assert client.get(f"/c/{campaign.slug}/p/{shown.public_id}").status_code == 200
 
 
-def test_takedown_leaves_the_gallery_at_once(client: TestClient, session: Session, app: Any) -> None:
+def test_takedown_leaves_the_gallery_at_once(
+    client: TestClient, session: Session, app: Any
+) -> None:
     from aggregator.services.takedown import take_down
 
     campaign = make_campaign(session)
@@ -201,9 +201,10 @@ def test_city_and_language_filters(client: TestClient, session: Session) -> None
     assert ids(language="ru") == [karaganda.public_id, almaty_ru.public_id]
     assert ids(city="Алматы", language="kk") == [almaty_kk.public_id]
     assert ids(city="Nowhere") == []
-    assert "No photos match these filters." in client.get(
-        f"/c/{campaign.slug}/gallery", params={"city": "Nowhere"}
-    ).text
+    assert (
+        "No photos match these filters."
+        in client.get(f"/c/{campaign.slug}/gallery", params={"city": "Nowhere"}).text
+    )
     assert client.get(f"/c/{campaign.slug}/gallery", params={"language": "r1"}).status_code == 422
     assert parse_filters(" ", "") == Filters()
 
@@ -262,7 +263,7 @@ def test_photo_page_shows_the_details_and_og_tags(
 
     response = client.get(f"/c/{campaign.slug}/p/{item.public_id}", params={"lang": "ru"})
     page = soup(response)
-    og = {m["property"]: m["content"] for m in page.select("meta[property^=og]")}
+    og = {str(m["property"]): str(m["content"]) for m in page.select("meta[property^=og]")}
     base = "http://testserver"
     assert og["og:url"] == f"{base}/c/{campaign.slug}/p/{item.public_id}"
     assert og["og:image"].startswith(f"{base}/media/")
@@ -329,8 +330,9 @@ def test_embed_may_be_framed_by_anyone_but_the_gallery_may_not(
 def test_embed_snippet_partial(app: Any, client: TestClient, session: Session) -> None:
     campaign = make_campaign(session, name='Memory "27 January"')
 
-    @app.get("/_test/snippet")
-    def snippet(request: Request) -> Response:  # a page that includes the partial, as the admin page does
+    # A page that includes the partial, as the admin page does.
+    @app.get("/_test/snippet")  # type: ignore[untyped-decorator]
+    def snippet(request: Request) -> Response:
         return render(request, "gallery/_embed_snippet.html", {"campaign": campaign})
 
     page = soup(client.get("/_test/snippet"))

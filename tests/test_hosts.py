@@ -94,7 +94,10 @@ def test_create_event_and_save_every_setting(client: TestClient, session: Sessio
     source = make_source(session, campaign)
     login(client, make_user(session, Role.moderator).email)
     assert client.get("/admin/events/new").status_code == 200
-    bad = client.post("/admin/events/new", data={"csrf_token": csrf(client), "campaign_id": str(campaign.id), "name": " "})
+    bad = client.post(
+        "/admin/events/new",
+        data={"csrf_token": csrf(client), "campaign_id": str(campaign.id), "name": " "},
+    )
     assert bad.status_code == 422
     created = client.post(
         "/admin/events/new",
@@ -111,14 +114,22 @@ def test_create_event_and_save_every_setting(client: TestClient, session: Sessio
     session.refresh(event)
     s = event.settings
     assert event.name == "Вечер памяти" and event.starts_at is not None
-    assert (s["interval"], s["order"], s["transition"], s["theme"]) == (10, "shuffled", "none", "dark")
+    assert (s["interval"], s["order"], s["transition"], s["theme"]) == (
+        10,
+        "shuffled",
+        "none",
+        "dark",
+    )
     assert s["captions"] == ["name", "message"] and s["qr_every"] == 5
     assert s["intro"] == {"title": "Мы помним", "text": "Біз еске аламыз"}
     assert s["silence_seconds"] == 45 and s["silence_slide"] is True and s["language"] == "ru"
     assert s["extra_campaigns"] == [extra.id]
     assert s["filters"] == {
-        "sources": [source.id], "cities": ["Алматы", "Астана"], "languages": ["ru", "kk"],
-        "date_from": "2027-01-20", "date_to": "2027-01-28",
+        "sources": [source.id],
+        "cities": ["Алматы", "Астана"],
+        "languages": ["ru", "kk"],
+        "date_from": "2027-01-20",
+        "date_to": "2027-01-28",
     }
     page = client.get(f"/admin/events/{event.id}?saved=1")
     assert "Мы помним" in page.text and 'value="10"' in page.text
@@ -146,7 +157,9 @@ def test_settings_are_validated(
     event, _ = make_event(session, campaign)
     login(client, make_user(session, Role.admin).email)
     before = dict(event.settings)
-    response = client.post(f"/admin/events/{event.id}", data=_settings_form(client, **{field: value}))
+    response = client.post(
+        f"/admin/events/{event.id}", data=_settings_form(client, **{field: value})
+    )
     assert response.status_code == 422
     assert f'id="{field}"' not in response.text or 'aria-invalid="true"' in response.text
     session.refresh(event)
@@ -158,14 +171,23 @@ def test_logo_upload(client: TestClient, session: Session, app: Any) -> None:
     event, link = make_event(session, campaign)
     login(client, make_user(session, Role.admin).email)
     files = {"logo": ("logo.jpg", jpeg_bytes(300, 200), "image/jpeg")}
-    response = client.post(f"/admin/events/{event.id}", data=_settings_form(client), files=files,
-                           follow_redirects=False)
+    response = client.post(
+        f"/admin/events/{event.id}",
+        data=_settings_form(client),
+        files=files,
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     session.refresh(event)
     assert app.state.storage.exists(event.settings["logo"])
     assert client.get(f"/show/{link.token}/logo").status_code == 200
     junk = {"logo": ("logo.jpg", b"not an image", "image/jpeg")}
-    assert client.post(f"/admin/events/{event.id}", data=_settings_form(client), files=junk).status_code == 422
+    assert (
+        client.post(
+            f"/admin/events/{event.id}", data=_settings_form(client), files=junk
+        ).status_code
+        == 422
+    )
 
 
 def test_share_links_create_and_revoke(client: TestClient, session: Session) -> None:
@@ -184,9 +206,13 @@ def test_share_links_create_and_revoke(client: TestClient, session: Session) -> 
     assert wall.layout == "wall" and wall.expires_at is not None
     assert len(wall.token) >= 22  # ≥ 128 bits
     assert client.get(f"/show/{wall.token}").status_code == 200
-    client.post(f"/admin/events/{event.id}/links/{first.id}/revoke", data={"csrf_token": csrf(client)})
+    client.post(
+        f"/admin/events/{event.id}/links/{first.id}/revoke", data={"csrf_token": csrf(client)}
+    )
     assert client.get(f"/show/{first.token}/feed.json").status_code == 404
-    bad = client.post(f"/admin/events/{event.id}/links", data={"csrf_token": csrf(client), "days": "9999"})
+    bad = client.post(
+        f"/admin/events/{event.id}/links", data={"csrf_token": csrf(client), "days": "9999"}
+    )
     assert bad.status_code == 422
 
 
@@ -205,25 +231,37 @@ def test_control_actions_reach_the_feed_and_screens_are_listed(
     url = f"/admin/events/{event.id}/control"
     page = client.get(url)
     assert page.status_code == 200 and "Пётр" in page.text
-    answer = client.post(url, data={"csrf_token": csrf(client), "action": "blank"},
-                         headers={"Accept": "application/json"})
+    answer = client.post(
+        url,
+        data={"csrf_token": csrf(client), "action": "blank"},
+        headers={"Accept": "application/json"},
+    )
     assert answer.json()["control"]["blank"] is True
     assert client.get(f"/show/{link.token}/feed.json").json()["control"]["blank"] is True
-    jump = client.post(url, data={"csrf_token": csrf(client), "action": "jump",
-                                  "item": pinned.public_id}, follow_redirects=False)
+    jump = client.post(
+        url,
+        data={"csrf_token": csrf(client), "action": "jump", "item": pinned.public_id},
+        follow_redirects=False,
+    )
     assert jump.status_code == 303
     feed = client.get(f"/show/{link.token}/feed.json").json()
     assert feed["control"]["command"] == {"seq": 2, "action": "jump", "item": pinned.public_id}
     assert feed["control"]["blank"] is False
     assert client.post(url, data={"csrf_token": csrf(client), "action": "jump"}).status_code == 422
-    assert client.post(url, data={"csrf_token": csrf(client), "action": "explode"}).status_code == 404
-    silence = client.post(url, data={"csrf_token": csrf(client), "action": "silence"},
-                          headers={"Accept": "application/json"}).json()["control"]
+    assert (
+        client.post(url, data={"csrf_token": csrf(client), "action": "explode"}).status_code == 404
+    )
+    silence = client.post(
+        url,
+        data={"csrf_token": csrf(client), "action": "silence"},
+        headers={"Accept": "application/json"},
+    ).json()["control"]
     assert silence["silence_until"] is not None
-    beat = client.post(f"/show/{link.token}/heartbeat",
-                       json={"screen": "hall-projector", "showing": pinned.public_id,
-                             "label": "1920×1080"},
-                       headers={"X-CSRF-Token": csrf(client)})
+    beat = client.post(
+        f"/show/{link.token}/heartbeat",
+        json={"screen": "hall-projector", "showing": pinned.public_id, "label": "1920×1080"},
+        headers={"X-CSRF-Token": csrf(client)},
+    )
     assert beat.status_code == 204
     screens = client.get(f"{url}.json").json()["screens"]
     assert screens[0]["showing"] == pinned.public_id and screens[0]["connected"] is True
@@ -236,9 +274,11 @@ def test_export_from_the_event_page(client: TestClient, session: Session, app: A
     photo(session, app.state.storage, campaign)
     host = _host_of(session, event)
     login(client, host.email)
-    started = client.post(f"/admin/events/{event.id}/exports",
-                          data={"csrf_token": csrf(client), "format": "pdf"},
-                          headers={"Accept": "application/json"})
+    started = client.post(
+        f"/admin/events/{event.id}/exports",
+        data={"csrf_token": csrf(client), "format": "pdf"},
+        headers={"Accept": "application/json"},
+    )
     assert started.status_code == 202
     status_url = f"/admin/events/{event.id}/exports/{started.json()['id']}.json"
     deadline = time.monotonic() + 60

@@ -20,7 +20,9 @@ def extracted() -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("lang", ["ru", "kk"])
 @pytest.mark.parametrize("domain", list(DOMAINS))
-def test_every_message_is_translated(lang: str, domain: str, extracted: dict[str, set[str]]) -> None:
+def test_every_message_is_translated(
+    lang: str, domain: str, extracted: dict[str, set[str]]
+) -> None:
     path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{domain}.po"
     wanted = extracted[domain]
     if not wanted:
@@ -41,8 +43,15 @@ def test_translations_are_used() -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [(None, "en"), ("", "en"), ("ru;q=0.1,kk;q=0.9", "kk"), ("*", "en"), ("ru;q=abc,kk", "kk"),
-     ("en;q=0", "en"), ("RU-ru", "ru")],
+    [
+        (None, "en"),
+        ("", "en"),
+        ("ru;q=0.1,kk;q=0.9", "kk"),
+        ("*", "en"),
+        ("ru;q=abc,kk", "kk"),
+        ("en;q=0", "en"),
+        ("RU-ru", "ru"),
+    ],
 )
 def test_negotiate(header: str | None, expected: str) -> None:
     assert negotiate(header, ("en", "ru", "kk"), "en") == expected

@@ -23,24 +23,44 @@ def test_same_external_id_is_stored_once(settings: Settings, session: Session) -
     storage = LocalStorage(settings.effective_media_dir)
     campaign = make_campaign(session)
     source = make_source(session, campaign)
-    first = ingest(session=session, storage=storage, campaign=campaign, source=source,
-                   incoming=_incoming(jpeg_bytes(), external_id="uri-1", text="v1"))
-    again = ingest(session=session, storage=storage, campaign=campaign, source=source,
-                   incoming=_incoming(jpeg_bytes(), external_id="uri-1", text="v2 (edited)"))
+    first = ingest(
+        session=session,
+        storage=storage,
+        campaign=campaign,
+        source=source,
+        incoming=_incoming(jpeg_bytes(), external_id="uri-1", text="v1"),
+    )
+    again = ingest(
+        session=session,
+        storage=storage,
+        campaign=campaign,
+        source=source,
+        incoming=_incoming(jpeg_bytes(), external_id="uri-1", text="v2 (edited)"),
+    )
     assert first.created and not again.created
     assert again.submission.id == first.submission.id
     assert again.submission.text == "v2 (edited)"  # still pending: the edit is shown
     assert len(session.exec(select(MediaAsset)).all()) == 1
 
 
-def test_exact_and_near_duplicates_are_flagged_not_dropped(settings: Settings, session: Session) -> None:
+def test_exact_and_near_duplicates_are_flagged_not_dropped(
+    settings: Settings, session: Session
+) -> None:
     storage = LocalStorage(settings.effective_media_dir)
     campaign = make_campaign(session)
     photo = jpeg_bytes(900, 700, (150, 60, 40))
-    original = ingest(session=session, storage=storage, campaign=campaign,
-                      incoming=_incoming(photo, origin=Origin.upload))
-    copy = ingest(session=session, storage=storage, campaign=campaign,
-                  incoming=_incoming(photo, origin=Origin.upload))
+    original = ingest(
+        session=session,
+        storage=storage,
+        campaign=campaign,
+        incoming=_incoming(photo, origin=Origin.upload),
+    )
+    copy = ingest(
+        session=session,
+        storage=storage,
+        campaign=campaign,
+        incoming=_incoming(photo, origin=Origin.upload),
+    )
     assert copy.created
     assert "near_duplicate" in copy.submission.flags
     assets = session.exec(select(MediaAsset).order_by(MediaAsset.id)).all()  # type: ignore[arg-type]
@@ -56,24 +76,43 @@ def test_rules_hold_blocked_words_and_approve_trusted_authors(
     for kind, value in [(RuleKind.blocked_word, "фейк"), (RuleKind.trusted_author, "Aigerim")]:
         session.add(Rule(campaign_id=campaign.id, kind=kind, value=value))  # type: ignore[arg-type]
     session.commit()
-    trusted = ingest(session=session, storage=storage, campaign=campaign,
-                     incoming=_incoming(jpeg_bytes(), text="Біз еске аламыз"))
+    trusted = ingest(
+        session=session,
+        storage=storage,
+        campaign=campaign,
+        incoming=_incoming(jpeg_bytes(), text="Біз еске аламыз"),
+    )
     assert trusted.submission.status == S.approved
-    held = ingest(session=session, storage=storage, campaign=campaign,
-                  incoming=_incoming(jpeg_bytes(color=(1, 2, 3)), text="Это ФЕЙК!"))
+    held = ingest(
+        session=session,
+        storage=storage,
+        campaign=campaign,
+        incoming=_incoming(jpeg_bytes(color=(1, 2, 3)), text="Это ФЕЙК!"),
+    )
     assert held.submission.status == S.pending
     assert "rule:фейк" in held.submission.flags
     # A word inside a longer word is not a hit (Unicode word boundaries).
-    inside = ingest(session=session, storage=storage, campaign=campaign,
-                    incoming=_incoming(jpeg_bytes(color=(9, 9, 9)), text="фейковый"))
+    inside = ingest(
+        session=session,
+        storage=storage,
+        campaign=campaign,
+        incoming=_incoming(jpeg_bytes(color=(9, 9, 9)), text="фейковый"),
+    )
     assert inside.submission.status == S.approved
 
 
-def test_receipt_token_is_returned_once_and_stored_hashed(settings: Settings, session: Session) -> None:
+def test_receipt_token_is_returned_once_and_stored_hashed(
+    settings: Settings, session: Session
+) -> None:
     storage = LocalStorage(settings.effective_media_dir)
     campaign = make_campaign(session)
-    result = ingest(session=session, storage=storage, campaign=campaign, with_receipt=True,
-                    incoming=_incoming(jpeg_bytes(), origin=Origin.upload))
+    result = ingest(
+        session=session,
+        storage=storage,
+        campaign=campaign,
+        with_receipt=True,
+        incoming=_incoming(jpeg_bytes(), origin=Origin.upload),
+    )
     assert result.receipt_token and len(result.receipt_token) >= 22  # ≥ 128 bits
     stored = session.exec(select(Submission)).one()
     assert stored.receipt_token_hash == hash_token(result.receipt_token)

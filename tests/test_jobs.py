@@ -60,7 +60,9 @@ async def test_collect_stores_posts_once_and_rerun_adds_nothing(
             for attachment in status["media_attachments"]:
                 attachment["url"] = attachment["url"].replace("http://mastodon.test", base_url)
         campaign = make_campaign(session)
-        source = make_source(session, campaign, config={"url": base_url, "hashtags": ["weremember"]})
+        source = make_source(
+            session, campaign, config={"url": base_url, "hashtags": ["weremember"]}
+        )
 
         first = await collect_once(settings, engine)
         assert [r.ok for r in first] == [True], first[0].summary()
@@ -105,7 +107,9 @@ async def test_crash_mid_run_then_rerun_converges(
             for attachment in status["media_attachments"]:
                 attachment["url"] = attachment["url"].replace("http://mastodon.test", base_url)
         campaign = make_campaign(session)
-        source = make_source(session, campaign, config={"url": base_url, "hashtags": ["weremember"]})
+        source = make_source(
+            session, campaign, config={"url": base_url, "hashtags": ["weremember"]}
+        )
         ctx = make_job_context(settings, engine)
         # Each post writes two files (slide + thumb): the disk fills during the fourth post.
         ctx.storage = DiskFullAfter(settings.effective_media_dir, budget=7)
@@ -180,4 +184,7 @@ async def test_posts_deleted_upstream_leave_the_screen(
     assert statuses[deleted_id] == SubmissionStatus.withdrawn
     assert sorted(statuses.values()).count(SubmissionStatus.approved) == 2
     gone = session.exec(select(Submission).where(Submission.remote_id == deleted_id)).one()
-    assert all(not a.keys for a in session.exec(select(MediaAsset).where(MediaAsset.submission_id == gone.id)).all())
+    assert all(
+        not a.keys
+        for a in session.exec(select(MediaAsset).where(MediaAsset.submission_id == gone.id)).all()
+    )

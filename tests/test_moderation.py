@@ -132,7 +132,9 @@ def test_second_approval_for_flagged_items(session: Session) -> None:
     actions = [a.action for a in audits(session, flagged.id)]  # type: ignore[arg-type]
     assert actions == ["first_approval", "transition"]
     # Unflagged items need one approval even in such a campaign.
-    assert not approve(session=session, submission_id=plain.id, actor_id=first.id).needs_second_approval  # type: ignore[arg-type]
+    assert not approve(
+        session=session, submission_id=plain.id, actor_id=first.id
+    ).needs_second_approval  # type: ignore[arg-type]
 
 
 def test_claims_keep_two_moderators_apart(session: Session) -> None:

@@ -71,9 +71,9 @@ def test_approve_against_reject_one_winner(engine: Engine, session: Session) -> 
         item_id = int(item.id or 0)
         results = race(
             engine,
-            lambda s: moderation.approve(session=s, submission_id=item_id, actor_id=anna.id),
-            lambda s: moderation.transition(
-                session=s, submission_id=item_id, to=S.rejected, actor_id=boris.id
+            lambda s, i=item_id: moderation.approve(session=s, submission_id=i, actor_id=anna.id),
+            lambda s, i=item_id: moderation.transition(
+                session=s, submission_id=i, to=S.rejected, actor_id=boris.id
             ),
         )
         errors = [r for r in results if isinstance(r, Exception)]
@@ -93,7 +93,7 @@ def test_two_approvals_one_audit_row(engine: Engine, session: Session) -> None:
     item_id = int(item.id or 0)
     results = race(
         engine,
-        lambda s: moderation.approve(session=s, submission_id=item_id, actor_id=anna.id),
+        lambda s, i=item_id: moderation.approve(session=s, submission_id=i, actor_id=anna.id),
         lambda s: moderation.approve(session=s, submission_id=item_id, actor_id=boris.id),
     )
     assert sum(isinstance(r, Conflict) for r in results) == 1
@@ -108,9 +108,11 @@ def test_bulk_against_single_decisions(engine: Engine, session: Session) -> None
         engine,
         lambda s: moderation.bulk(session=s, ids=items, action="approve", actor_id=anna.id),
         lambda s: [
-            _try(lambda: moderation.transition(
-                session=s, submission_id=i, to=S.rejected, actor_id=boris.id
-            ))
+            _try(
+                lambda i=i: moderation.transition(  # type: ignore[misc]
+                    session=s, submission_id=i, to=S.rejected, actor_id=boris.id
+                )
+            )
             for i in items[::2]
         ],
     )

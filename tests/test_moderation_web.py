@@ -54,7 +54,9 @@ def photo_submission(app: Any, session: Session, campaign: Campaign, **kw: Any) 
         consent=["projection", "web"],
         **kw,
     )
-    result = ingest(session=session, storage=app.state.storage, campaign=campaign, incoming=incoming)
+    result = ingest(
+        session=session, storage=app.state.storage, campaign=campaign, incoming=incoming
+    )
     return result.submission
 
 
@@ -122,9 +124,7 @@ def test_m4_csrf_on_approve(client: TestClient, session: Session, moderator: Any
     assert api(client, f"/submissions/{item.id}/approve").status_code == 200
 
 
-def test_m5_hosts_and_display_tokens_cannot_moderate(
-    client: TestClient, session: Session
-) -> None:
+def test_m5_hosts_and_display_tokens_cannot_moderate(client: TestClient, session: Session) -> None:
     campaign = make_campaign(session)
     item = make_submission(session, campaign)
     _event, link = make_event(session, campaign)
@@ -193,13 +193,20 @@ def test_edit_pin_and_rotate(
     campaign = make_campaign(session)
     item = photo_submission(app, session, campaign)
     asset = session.exec(select(MediaAsset).where(MediaAsset.submission_id == item.id)).one()
-    body = {"text": "Мы помним", "author_name": " Аня ", "alt_texts": {str(asset.id): "Женщина с табличкой"}}
+    body = {
+        "text": "Мы помним",
+        "author_name": " Аня ",
+        "alt_texts": {str(asset.id): "Женщина с табличкой"},
+    }
     response = api(client, f"/submissions/{item.id}/edit", body)
     assert response.status_code == 200
     assert (response.json()["text"], response.json()["author_name"]) == ("Мы помним", "Аня")
     session.expire_all()
     assert session.get(MediaAsset, asset.id).alt_text == "Женщина с табличкой"  # type: ignore[union-attr]
-    assert api(client, f"/submissions/{item.id}/edit", {"alt_texts": {"999999": "x"}}).status_code == 422
+    assert (
+        api(client, f"/submissions/{item.id}/edit", {"alt_texts": {"999999": "x"}}).status_code
+        == 422
+    )
     assert api(client, f"/submissions/{item.id}/edit", {"text": "x" * 5001}).status_code == 422
 
     assert api(client, f"/submissions/{item.id}/pin", {"pinned": True}).json()["pinned"] is True
@@ -237,11 +244,18 @@ def test_form_fallbacks(client: TestClient, session: Session, moderator: Any) ->
         data={"csrf_token": token, "back": "/moderate?status=pending"},
         follow_redirects=False,
     )
-    assert response.status_code == 303 and response.headers["location"] == "/moderate?status=pending"
+    assert (
+        response.status_code == 303 and response.headers["location"] == "/moderate?status=pending"
+    )
     client.post(f"/moderate/{b.id}/reject", data={"csrf_token": token, "reason": "нет"})
     client.post(
         "/moderate/bulk",
-        data={"csrf_token": token, "ids": [str(c.id)], "action": "approve", "back": "https://evil.example"},
+        data={
+            "csrf_token": token,
+            "ids": [str(c.id)],
+            "action": "approve",
+            "back": "https://evil.example",
+        },
     )
     assert client.post(f"/moderate/{a.id}/explode", data={"csrf_token": token}).status_code == 404
     session.expire_all()
@@ -250,3 +264,39 @@ def test_form_fallbacks(client: TestClient, session: Session, moderator: Any) ->
         S.rejected,
         S.approved,
     ]
+
+
+def test_takedown_reaches_a_running_slideshow(
+    client: TestClient, session: Session, moderator: Any, app: Any
+) -> None:
+    from aggregator.services.slideshows_feed import FeedCache
+
+    # No cache between polls: the test proves "the next poll", the TTL is the slideshow's.
+    app.state.slideshow_feed_cache = FeedCache(ttl=0)
+    campaign = make_campaign(session)
+    item = photo_submission(app, session, campaign)
+    _event, link = make_event(session, campaign)
+    assert api(client, f"/submissions/{item.id}/approve").status_code == 200
+    feed = client.get(f"/show/{link.token}/feed.json")
+    assert feed.status_code == 200
+    assert item.public_id in feed.text
+    image_urls = [u for u in _urls(feed.json()) if "/img/" in u or "/media/" in u]
+    assert image_urls and all(client.get(u).status_code == 200 for u in image_urls)
+    assert api(client, f"/submissions/{item.id}/remove", {"reason": "withdrawn"}).status_code == 200
+    after = client.get(f"/show/{link.token}/feed.json")
+    assert after.status_code == 200 and item.public_id not in after.text
+    for url in image_urls:
+        assert client.get(url).status_code in (404, 410)
+
+
+def _urls(document: Any) -> list[str]:
+    """Every string in a JSON document that looks like a local URL."""
+    if isinstance(document, dict):
+        return [u for value in document.values() for u in _urls(value)]
+    if isinstance(document, list):
+        return [u for value in document for u in _urls(value)]
+    if isinstance(document, str) and (
+        document.startswith("/") or document.startswith("http://testserver/")
+    ):
+        return [document.replace("http://testserver", "")]
+    return []

@@ -201,7 +201,15 @@ def test_api_item_keys_are_exactly_the_allowlist(
     slug = planted["campaign"].slug
     (item,) = client.get(f"/api/v1/campaigns/{slug}/items").json()["items"]
     assert set(item) == {
-        "id", "url", "caption", "author", "city", "language", "created", "source", "images",
+        "id",
+        "url",
+        "caption",
+        "author",
+        "city",
+        "language",
+        "created",
+        "source",
+        "images",
     }
     assert set(item["source"]) == {"kind", "url"}
     assert set(item["images"][0]) == {"alt", "color", "slide", "thumb"}

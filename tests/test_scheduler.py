@@ -58,7 +58,9 @@ def test_second_process_cannot_take_the_lock_until_the_first_dies(
 
 
 @pytest.mark.anyio
-async def test_jobs_follow_enabled_sources(settings: Settings, engine: Engine, session: Session) -> None:
+async def test_jobs_follow_enabled_sources(
+    settings: Settings, engine: Engine, session: Session
+) -> None:
     campaign = make_campaign(session)
     first = make_source(session, campaign, interval_seconds=120)
     second = make_source(session, campaign, interval_seconds=600)

@@ -53,9 +53,21 @@ def test_feed_has_only_approved_items_with_projection_consent(
     assert item["width"] > 0 and item["height"] > 0
     assert item["color"].startswith("#")
     assert item["alt"]  # a description even when the author gave none
-    assert set(item) >= {"id", "image", "thumb", "width", "height", "color", "alt", "caption", "pinned"}
+    assert set(item) >= {
+        "id",
+        "image",
+        "thumb",
+        "width",
+        "height",
+        "color",
+        "alt",
+        "caption",
+        "pinned",
+    }
     # Only allowlisted fields: nothing about the uploader beyond the caption.
-    assert "email" not in response_text(client, link) and "receipt" not in response_text(client, link)
+    assert "email" not in response_text(client, link) and "receipt" not in response_text(
+        client, link
+    )
     assert feed["control"]["blank"] is False
     image = client.get(item["image"])
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
@@ -76,7 +88,6 @@ def test_takedown_leaves_the_feed_and_its_image_404s(
     assert {i["id"] for i in before["items"]} == {keep.public_id, gone.public_id}
     image_url = next(i["image"] for i in before["items"] if i["id"] == gone.public_id)
     take_down(session, gone)
-    app.state.slideshow_feed_cache.clear()  # the cache lives ~2 s; don't wait in a test
     after = _feed(client, link)
     assert [i["id"] for i in after["items"]] == [keep.public_id]
     assert after["version"] != before["version"]
@@ -215,8 +226,18 @@ def test_program_adds_intro_silence_qr_and_closing(session: Session) -> None:
     slides = build_slides(session=session, event=event)
     steps = program(slides, settings, qr={"url": "http://x/c/a"})
     kinds = [s.kind for s in steps]
-    assert kinds == ["intro", "silence", "photo", "photo", "qr", "photo", "photo", "qr",
-                     "photo", "closing"]
+    assert kinds == [
+        "intro",
+        "silence",
+        "photo",
+        "photo",
+        "qr",
+        "photo",
+        "photo",
+        "qr",
+        "photo",
+        "closing",
+    ]
     assert [s.kind for s in program(slides, settings)].count("qr") == 0
 
 
@@ -230,9 +251,7 @@ def test_caption_helpers() -> None:
     assert clean_message("  a \n\n b ") == "a b"
 
 
-def test_captions_follow_the_event_settings(
-    client: TestClient, session: Session, app: Any
-) -> None:
+def test_captions_follow_the_event_settings(client: TestClient, session: Session, app: Any) -> None:
     campaign = make_campaign(session)
     event, link = make_event(session, campaign)
     photo(session, app.state.storage, campaign, text="אנחנו זוכרים", language="he")
@@ -292,6 +311,5 @@ def test_withdrawn_items_vanish(client: TestClient, session: Session, app: Any) 
     from aggregator.services.moderation import transition
 
     transition(session=session, submission_id=item.id, to=SubmissionStatus.withdrawn)  # type: ignore[arg-type]
-    app.state.slideshow_feed_cache.clear()
     assert _feed(client, link)["items"] == []
     assert session.get(Submission, item.id) is not None

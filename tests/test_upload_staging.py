@@ -46,7 +46,7 @@ def test_staged_photos_become_one_submission_with_their_alt_text(
         assert counts(session) == (1, 2, 0)
         assets = session.exec(select(MediaAsset).order_by(MediaAsset.position)).all()  # type: ignore[arg-type]
         assert [a.alt_text for a in assets] == ["", "Grandmother with the sign"]
-        # The staged copies are gone; only the submission's derivatives remain.
+        # The staged files became the submission's own: nothing copied, nothing left over.
         assert len(media_files(settings)) == 4
         assert {str(p.relative_to(settings.effective_media_dir)) for p in media_files(settings)} == {
             key for a in assets for key in a.keys.values()

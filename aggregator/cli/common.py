@@ -15,6 +15,7 @@ from sqlmodel import Session
 from aggregator.config import Settings
 from aggregator.db import make_engine, session_scope
 
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment; a bad value is a clear CLI error."""
     try:
@@ -55,7 +56,9 @@ def parse_when(value: str | None, name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 date-time", param_hint=name) from None
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date-time", param_hint=name
+        ) from None
     if parsed.tzinfo is None:
         raise click.BadParameter(
             f"{value!r} needs a time zone, e.g. {value}+00:00", param_hint=name
@@ -76,4 +79,3 @@ def echo_json_lines(rows: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> No
 
     for row in rows:
         click.echo(json.dumps(row, ensure_ascii=False, default=str))
-

@@ -7,9 +7,9 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from aggregator.cli.common import cli_session, echo_json_lines, positive_id
+from aggregator.media.storage import LocalStorage
 from aggregator.models import MediaAsset, Source, Submission, SubmissionStatus
 from aggregator.services.campaigns import get_campaign
-from aggregator.media.storage import LocalStorage
 from aggregator.services.moderation import transition
 from aggregator.services.takedown import take_down
 

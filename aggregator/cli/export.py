@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -14,14 +15,30 @@ from aggregator.services.exports import FORMATS, export_event
 
 
 @click.command("export")
-@click.option("--event", "event_id", required=True, type=int, callback=positive_id,
-              help="The event's id (printed by `aggregator events create`).")
-@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
-              help="bundle: offline slideshow zip; pdf; pptx; poster (PDF, or .jpg/.png by "
-                   "the file name); archive: BagIt zip for museums.")
-@click.option("-o", "--output", "output", required=True,
-              type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="File to write; replaced only once the export is complete.")
+@click.option(
+    "--event",
+    "event_id",
+    required=True,
+    type=int,
+    callback=positive_id,
+    help="The event's id (printed by `aggregator events create`).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(FORMATS),
+    help="bundle: offline slideshow zip; pdf; pptx; poster (PDF, or .jpg/.png by "
+    "the file name); archive: BagIt zip for museums.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="File to write; replaced only once the export is complete.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def export(event_id: int, fmt: str, output: Path, quiet: bool) -> None:
     """Export an event's approved photos (only those with the matching consent)."""
@@ -31,7 +48,9 @@ def export(event_id: int, fmt: str, output: Path, quiet: bool) -> None:
             raise NotFound(f"There is no event {event_id}.")
         storage = LocalStorage(settings.effective_media_dir)
         with click.progressbar(
-            length=1000, label=f"Exporting {fmt}", file=click.get_text_stream("stderr"),
+            length=1000,
+            label=f"Exporting {fmt}",
+            file=sys.stderr,
             hidden=quiet,
         ) as bar:
             position = [0]

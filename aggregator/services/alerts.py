@@ -117,7 +117,9 @@ async def notify_waiting(
     Failures are logged and reported, never raised: a job must not crash the scheduler.
     """
     minutes = settings.pending_alert_minutes
-    if minutes <= 0 or not (settings.alert_webhook_url or (settings.smtp_url and settings.alert_email)):
+    if minutes <= 0 or not (
+        settings.alert_webhook_url or (settings.smtp_url and settings.alert_email)
+    ):
         return None
     now = now or utcnow()
     waiting, oldest = await run_sync(lambda: _waiting(engine, minutes, now))

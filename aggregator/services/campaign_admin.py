@@ -23,6 +23,9 @@ from aggregator.services.campaigns import SLUG_RE, normalize_hashtag
 from aggregator.services.rules import clean_rule_value, replace_rules
 
 TEXT_FIELDS = ("name", "description", "sign_text")
+# Messages are plain constants so the pages can translate them (listed in routes/admin.py).
+TOO_LONG = "This text is too long."
+BAD_TAG = "Hashtags may use letters, digits and _ only, separated by spaces."
 MAX_LENGTHS = {"name": 200, "description": 5000, "sign_text": 200, "consent": 1000}
 
 
@@ -64,7 +67,7 @@ def parse_campaign_form(form: dict[str, str], *, creating: bool) -> CampaignForm
     for name in TEXT_FIELDS:
         values[name] = form.get(name, "").strip()
         if len(values[name]) > MAX_LENGTHS[name]:
-            errors[name] = f"At most {MAX_LENGTHS[name]} characters."
+            errors[name] = TOO_LONG
     if not values["name"]:
         errors["name"] = "The campaign needs a name."
     if not values["sign_text"]:
@@ -74,7 +77,7 @@ def parse_campaign_form(form: dict[str, str], *, creating: bool) -> CampaignForm
         try:
             tags.append(normalize_hashtag(tag))
         except InvalidInput:
-            errors["hashtags"] = f"Not a hashtag: {tag}"
+            errors["hashtags"] = BAD_TAG
     if not tags and "hashtags" not in errors:
         errors["hashtags"] = "Give at least one hashtag."
     values["hashtags"] = list(dict.fromkeys(tags))
@@ -86,7 +89,7 @@ def parse_campaign_form(form: dict[str, str], *, creating: bool) -> CampaignForm
     for scope in CONSENT_SCOPES:
         text = form.get(f"consent_{scope}", "").strip()
         if len(text) > MAX_LENGTHS["consent"]:
-            errors[f"consent_{scope}"] = f"At most {MAX_LENGTHS['consent']} characters."
+            errors[f"consent_{scope}"] = TOO_LONG
         if text:
             values["consent_texts"][scope] = text
     translations: dict[str, Any] = {}
@@ -95,14 +98,14 @@ def parse_campaign_form(form: dict[str, str], *, creating: bool) -> CampaignForm
         for name in TEXT_FIELDS:
             text = form.get(f"t_{code}_{name}", "").strip()
             if len(text) > MAX_LENGTHS[name]:
-                errors[f"t_{code}_{name}"] = f"At most {MAX_LENGTHS[name]} characters."
+                errors[f"t_{code}_{name}"] = TOO_LONG
             if text:
                 own[name] = text
         consent = {}
         for scope in CONSENT_SCOPES:
             text = form.get(f"t_{code}_consent_{scope}", "").strip()
             if len(text) > MAX_LENGTHS["consent"]:
-                errors[f"t_{code}_consent_{scope}"] = f"At most {MAX_LENGTHS['consent']} characters."
+                errors[f"t_{code}_consent_{scope}"] = TOO_LONG
             if text:
                 consent[scope] = text
         if consent:
@@ -110,7 +113,9 @@ def parse_campaign_form(form: dict[str, str], *, creating: bool) -> CampaignForm
         if own:
             translations[code] = own
     values["translations"] = translations
-    values["upload_opens_at"] = parse_when(form.get("upload_opens_at", ""), "upload_opens_at", errors)
+    values["upload_opens_at"] = parse_when(
+        form.get("upload_opens_at", ""), "upload_opens_at", errors
+    )
     values["upload_closes_at"] = parse_when(
         form.get("upload_closes_at", ""), "upload_closes_at", errors
     )

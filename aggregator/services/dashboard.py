@@ -131,7 +131,11 @@ def by_source_and_status(session: Session) -> list[tuple[str, dict[str, int]]]:
     names = {s.id: s.name or s.kind for s in session.exec(select(Source)).all()}
     table: dict[str, dict[str, int]] = {}
     for source_id, origin, status, count in rows:
-        label = names.get(source_id, str(origin)) if source_id else str(getattr(origin, "value", origin))
+        label = (
+            names.get(source_id, str(origin))
+            if source_id
+            else str(getattr(origin, "value", origin))
+        )
         key = getattr(status, "value", str(status))
         table.setdefault(label, {})[key] = table.get(label, {}).get(key, 0) + int(count)
     return sorted(table.items())

@@ -109,9 +109,11 @@ def write_archive(ctx: ExportContext, slides: list[Slide], path: Path) -> None:
     for slide in slides:
         by_submission[slide.submission_id].append(slide)
     ids = list(by_submission)
-    submissions = {
-        s.id: s for s in ctx.session.exec(select(Submission).where(col(Submission.id).in_(ids)))
-    } if ids else {}
+    submissions = (
+        {s.id: s for s in ctx.session.exec(select(Submission).where(col(Submission.id).in_(ids)))}
+        if ids
+        else {}
+    )
     sources = {s.id: s for s in ctx.session.exec(select(Source))}
     history = _history(ctx, ids)
     total = max(1, len(slides))
@@ -120,8 +122,11 @@ def write_archive(ctx: ExportContext, slides: list[Slide], path: Path) -> None:
 
         def add(name: str, data: bytes, *, stored: bool = False) -> None:
             nonlocal payload_bytes
-            archive.writestr(f"{bag}/{name}", data,
-                             compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+            archive.writestr(
+                f"{bag}/{name}",
+                data,
+                compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED,
+            )
             if name.startswith("data/"):
                 manifest.append((hashlib.sha256(data).hexdigest(), name))
                 payload_bytes += len(data)
@@ -134,28 +139,42 @@ def write_archive(ctx: ExportContext, slides: list[Slide], path: Path) -> None:
                     data = handle.read()
                 name = f"data/images/{slide.id}.jpg"
                 add(name, data, stored=True)
-                images.append({
-                    "file": name.removeprefix("data/"),
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "width": slide.width,
-                    "height": slide.height,
-                    "alt_text": slide.alt,
-                })
+                images.append(
+                    {
+                        "file": name.removeprefix("data/"),
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                        "width": slide.width,
+                        "height": slide.height,
+                        "alt_text": slide.alt,
+                    }
+                )
                 done += 1
                 ctx.progress(done / total * 0.95)
             source = sources.get(submission.source_id) if submission.source_id else None
             record = item_metadata(submission, source, images, history.get(submission_id, []))
             add(f"data/metadata/{submission.public_id}.json", _json(record))
-        add("data/event.json", _json({
-            "event": {"id": ctx.event.id, "name": ctx.event.name,
-                      "starts_at": _iso(ctx.event.starts_at)},
-            "campaign": {"slug": ctx.campaign.slug, "name": ctx.campaign.name,
-                         "hashtags": ctx.campaign.hashtags, "sign_text": ctx.campaign.sign_text},
-            "items": len(by_submission),
-            "images": len(slides),
-            "consent_scope": "archive",
-            "exported_at": _iso(utcnow()),
-        }))
+        add(
+            "data/event.json",
+            _json(
+                {
+                    "event": {
+                        "id": ctx.event.id,
+                        "name": ctx.event.name,
+                        "starts_at": _iso(ctx.event.starts_at),
+                    },
+                    "campaign": {
+                        "slug": ctx.campaign.slug,
+                        "name": ctx.campaign.name,
+                        "hashtags": ctx.campaign.hashtags,
+                        "sign_text": ctx.campaign.sign_text,
+                    },
+                    "items": len(by_submission),
+                    "images": len(slides),
+                    "consent_scope": "archive",
+                    "exported_at": _iso(utcnow()),
+                }
+            ),
+        )
         tags = {
             "bagit.txt": b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n",
             "bag-info.txt": (

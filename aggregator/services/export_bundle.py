@@ -126,7 +126,5 @@ def write_bundle(ctx: ExportContext, slides: list[Slide], path: Path) -> None:
         for done, slide in enumerate(slides, start=1):
             data = fitted_jpeg(_read(ctx, slide.keys["slide"]), slide.width, slide.height)
             # JPEG does not compress further; storing saves the time.
-            archive.writestr(
-                f"{root}/{image_name(slide)}", data, compress_type=zipfile.ZIP_STORED
-            )
+            archive.writestr(f"{root}/{image_name(slide)}", data, compress_type=zipfile.ZIP_STORED)
             ctx.progress(done / total * 0.98)

@@ -87,8 +87,16 @@ class PageWriter:
         self.canvas.rect(0, 0, PAGE[0], PAGE[1], stroke=0, fill=1)
 
     def lines(
-        self, lines: list[str], *, font: str, size: float, y: float, direction: str,
-        color: str = "fg", center: bool = False, leading: float = 1.3,
+        self,
+        lines: list[str],
+        *,
+        font: str,
+        size: float,
+        y: float,
+        direction: str,
+        color: str = "fg",
+        center: bool = False,
+        leading: float = 1.3,
     ) -> float:
         """Draw lines downward from baseline y; returns the baseline after the last line."""
         self.canvas.setFont(font, size)
@@ -130,11 +138,11 @@ class PageWriter:
         if who:
             baseline = self.lines([who], font=BOLD, size=20, y=baseline, direction=direction)
         if message:
-            baseline = self.lines(message, font=REGULAR, size=15, y=baseline, direction=direction,
-                                  leading=1.35)
+            baseline = self.lines(
+                message, font=REGULAR, size=15, y=baseline, direction=direction, leading=1.35
+            )
         if source:
-            self.lines([source], font=REGULAR, size=11, y=baseline, direction="ltr",
-                       color="muted")
+            self.lines([source], font=REGULAR, size=11, y=baseline, direction="ltr", color="muted")
 
     def text_slide(self, step: ProgramSlide) -> None:
         """Intro, closing, silence or QR page, centred."""
@@ -146,20 +154,44 @@ class PageWriter:
             height += 220
         y = PAGE[1] / 2 + height / 2 - 32
         direction = "rtl" if _has_rtl(step.title + step.text) else "ltr"
-        y = self.lines(title, font=REGULAR, size=40, y=y, direction=direction, center=True,
-                       leading=1.25)
-        y = self.lines(body, font=REGULAR, size=22, y=y - 8, direction=direction, center=True,
-                       color="muted", leading=1.4)
+        y = self.lines(
+            title, font=REGULAR, size=40, y=y, direction=direction, center=True, leading=1.25
+        )
+        y = self.lines(
+            body,
+            font=REGULAR,
+            size=22,
+            y=y - 8,
+            direction=direction,
+            center=True,
+            color="muted",
+            leading=1.4,
+        )
         if step.kind == "silence":
             seconds = int(step.extra.get("seconds") or 60)
-            self.lines([f"{seconds // 60}:{seconds % 60:02d}"], font=REGULAR, size=28,
-                       y=y - 20, direction="ltr", center=True, color="muted")
+            self.lines(
+                [f"{seconds // 60}:{seconds % 60:02d}"],
+                font=REGULAR,
+                size=28,
+                y=y - 20,
+                direction="ltr",
+                center=True,
+                color="muted",
+            )
         if step.kind == "qr":
             size = 190.0
-            self.canvas.drawImage(self.qr_image(str(step.extra["url"])), (PAGE[0] - size) / 2,
-                                  y - size, size, size)
-            self.lines([str(step.extra["url"])], font=REGULAR, size=14, y=y - size - 22,
-                       direction="ltr", center=True, color="muted")
+            self.canvas.drawImage(
+                self.qr_image(str(step.extra["url"])), (PAGE[0] - size) / 2, y - size, size, size
+            )
+            self.lines(
+                [str(step.extra["url"])],
+                font=REGULAR,
+                size=14,
+                y=y - size - 22,
+                direction="ltr",
+                center=True,
+                color="muted",
+            )
 
     def qr_image(self, url: str) -> ImageReader:
         """The QR code as an image (made once per export)."""

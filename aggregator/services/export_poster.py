@@ -59,20 +59,38 @@ def render_poster(ctx: ExportContext, slides: list[Slide]) -> Image.Image:
     width = SIZE[0] - 2 * MARGIN
     title = ctx.title
     size = fit_title(title, size=200, max_width=width)
-    draw_text(poster, (SIZE[0] / 2, MARGIN + 40), title, size=size, fill=colors["fg"],
-              bold=True, anchor="mt")
+    draw_text(
+        poster,
+        (SIZE[0] / 2, MARGIN + 40),
+        title,
+        size=size,
+        fill=colors["fg"],
+        bold=True,
+        anchor="mt",
+    )
     when = ctx.event.starts_at.date().isoformat() if ctx.event.starts_at else ""
     subtitle = " · ".join(p for p in (ctx.event.name, when) if p)
     sub_size = fit_title(subtitle, size=90, max_width=width, bold=False)
-    draw_text(poster, (SIZE[0] / 2, MARGIN + 60 + size * 1.25), subtitle, size=sub_size,
-              fill=colors["muted"], anchor="mt")
+    draw_text(
+        poster,
+        (SIZE[0] / 2, MARGIN + 60 + size * 1.25),
+        subtitle,
+        size=sub_size,
+        fill=colors["muted"],
+        anchor="mt",
+    )
     top = MARGIN + TITLE_BAND
     area_w, area_h = width, SIZE[1] - top - MARGIN
     cols, rows, side = grid(len(slides), area_w, area_h)
     if not slides:
-        draw_text(poster, (SIZE[0] / 2, top + area_h / 2),
-                  ctx.gettext("Photos will appear here as they are shared."),
-                  size=90, fill=colors["muted"], anchor="mm")
+        draw_text(
+            poster,
+            (SIZE[0] / 2, top + area_h / 2),
+            ctx.gettext("Photos will appear here as they are shared."),
+            size=90,
+            fill=colors["muted"],
+            anchor="mm",
+        )
         return poster
     used_w = cols * side + (cols - 1) * GAP
     used_h = rows * side + (rows - 1) * GAP

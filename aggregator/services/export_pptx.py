@@ -10,8 +10,9 @@ shared, for whoever presents.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from pptx import Presentation
 from pptx.dml.color import RGBColor
@@ -26,14 +27,32 @@ WIDTH: Final = Emu(12_192_000)  # 13.333 in: PowerPoint's widescreen
 HEIGHT: Final = Emu(6_858_000)  # 7.5 in
 MARGIN: Final = Emu(360_000)
 FONT: Final = "Arial"
+_rgb = cast(Callable[[int, int, int], RGBColor], RGBColor)  # python-pptx has no type hints
 COLORS: Final = {
-    "dark": {"bg": RGBColor(0, 0, 0), "fg": RGBColor(242, 239, 232), "muted": RGBColor(185, 179, 166)},
-    "light": {"bg": RGBColor(255, 255, 255), "fg": RGBColor(29, 27, 24), "muted": RGBColor(90, 85, 76)},
+    "dark": {
+        "bg": _rgb(0, 0, 0),
+        "fg": _rgb(242, 239, 232),
+        "muted": _rgb(185, 179, 166),
+    },
+    "light": {
+        "bg": _rgb(255, 255, 255),
+        "fg": _rgb(29, 27, 24),
+        "muted": _rgb(90, 85, 76),
+    },
 }
 
 
-def _paragraph(frame: Any, text: str, *, size: int, color: RGBColor, bold: bool = False,
-               rtl: bool = False, align: Any = None, first: bool = False) -> None:
+def _paragraph(
+    frame: Any,
+    text: str,
+    *,
+    size: int,
+    color: RGBColor,
+    bold: bool = False,
+    rtl: bool = False,
+    align: Any = None,
+    first: bool = False,
+) -> None:
     paragraph = frame.paragraphs[0] if first else frame.add_paragraph()
     run = paragraph.add_run()
     run.text = text
@@ -86,23 +105,26 @@ class DeckWriter:
         alt = slide_alt(item, self.ctx.gettext)
         picture._element.nvPicPr.cNvPr.set("descr", alt)  # alt text for screen readers
         if has_caption:
-            box = slide.shapes.add_textbox(MARGIN, HEIGHT - band, WIDTH - 2 * MARGIN, band - MARGIN // 3)
+            box = slide.shapes.add_textbox(
+                MARGIN, HEIGHT - band, WIDTH - 2 * MARGIN, band - MARGIN // 3
+            )
             frame = box.text_frame
             frame.word_wrap = True
             frame.vertical_anchor = MSO_ANCHOR.TOP
             rtl = parts["dir"] == "rtl"
             first = True
             if who:
-                _paragraph(frame, who, size=22, color=self.colors["fg"], bold=True, rtl=rtl,
-                           first=first)
+                _paragraph(
+                    frame, who, size=22, color=self.colors["fg"], bold=True, rtl=rtl, first=first
+                )
                 first = False
             if parts["message"]:
-                _paragraph(frame, parts["message"], size=16, color=self.colors["fg"], rtl=rtl,
-                           first=first)
+                _paragraph(
+                    frame, parts["message"], size=16, color=self.colors["fg"], rtl=rtl, first=first
+                )
                 first = False
             if parts["source"]:
-                _paragraph(frame, parts["source"], size=11, color=self.colors["muted"],
-                           first=first)
+                _paragraph(frame, parts["source"], size=11, color=self.colors["muted"], first=first)
         notes = [
             " · ".join(p for p in (item.name, item.city) if p),
             item.message,
@@ -122,15 +144,33 @@ class DeckWriter:
         frame = box.text_frame
         frame.word_wrap = True
         rtl = any("\u0590" <= ch <= "\u08ff" for ch in step.title + step.text)
-        _paragraph(frame, step.title, size=40, color=self.colors["fg"], rtl=rtl,
-                   align=PP_ALIGN.CENTER, first=True)
+        _paragraph(
+            frame,
+            step.title,
+            size=40,
+            color=self.colors["fg"],
+            rtl=rtl,
+            align=PP_ALIGN.CENTER,
+            first=True,
+        )
         if step.text:
-            _paragraph(frame, step.text, size=22, color=self.colors["muted"], rtl=rtl,
-                       align=PP_ALIGN.CENTER)
+            _paragraph(
+                frame,
+                step.text,
+                size=22,
+                color=self.colors["muted"],
+                rtl=rtl,
+                align=PP_ALIGN.CENTER,
+            )
         if step.kind == "silence":
             seconds = int(step.extra.get("seconds") or 60)
-            _paragraph(frame, f"{seconds // 60}:{seconds % 60:02d}", size=28,
-                       color=self.colors["muted"], align=PP_ALIGN.CENTER)
+            _paragraph(
+                frame,
+                f"{seconds // 60}:{seconds % 60:02d}",
+                size=28,
+                color=self.colors["muted"],
+                align=PP_ALIGN.CENTER,
+            )
         if step.kind == "qr":
             from segno import make
 
@@ -139,15 +179,21 @@ class DeckWriter:
             make(url, error="m").save(buffer, kind="png", scale=10, border=2)
             buffer.seek(0)
             size = Emu(int(HEIGHT * 0.45))
-            slide.shapes.add_picture(buffer, Emu(int((WIDTH - size) / 2)),
-                                     Emu(int(HEIGHT * 0.3)), size, size)
-            below = slide.shapes.add_textbox(MARGIN * 2, Emu(int(HEIGHT * 0.8)),
-                                             WIDTH - 4 * MARGIN, Emu(int(HEIGHT * 0.1)))
-            _paragraph(below.text_frame, url, size=14, color=self.colors["muted"],
-                       align=PP_ALIGN.CENTER, first=True)
-        slide.notes_slide.notes_text_frame.text = "\n".join(
-            p for p in (step.title, step.text) if p
-        )
+            slide.shapes.add_picture(
+                buffer, Emu(int((WIDTH - size) / 2)), Emu(int(HEIGHT * 0.3)), size, size
+            )
+            below = slide.shapes.add_textbox(
+                MARGIN * 2, Emu(int(HEIGHT * 0.8)), WIDTH - 4 * MARGIN, Emu(int(HEIGHT * 0.1))
+            )
+            _paragraph(
+                below.text_frame,
+                url,
+                size=14,
+                color=self.colors["muted"],
+                align=PP_ALIGN.CENTER,
+                first=True,
+            )
+        slide.notes_slide.notes_text_frame.text = "\n".join(p for p in (step.title, step.text) if p)
 
 
 def write_pptx(ctx: ExportContext, slides: list[Slide], path: Path) -> None:

@@ -188,7 +188,12 @@ def job_path(settings: Settings, job: ExportJob) -> Path | None:
 
 
 def start_export_job(
-    *, session: Session, engine: Engine, storage: Storage, settings: Settings, event: Event,
+    *,
+    session: Session,
+    engine: Engine,
+    storage: Storage,
+    settings: Settings,
+    event: Event,
     fmt: str,
 ) -> ExportJob:
     """Queue an export and run it in a background thread; progress is saved on the job."""

@@ -9,13 +9,14 @@ exposing database ids, and a page boundary stays put while new photos arrive.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import String, cast, exists, func, or_, tuple_
+from sqlalchemy import Integer, String, bindparam, cast, exists, or_, tuple_
 from sqlalchemy import select as sa_select
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, col, select
@@ -23,7 +24,14 @@ from sqlmodel import Session, col, select
 from aggregator.errors import Gone, InvalidInput, NotFound
 from aggregator.media.core import MediaLimits
 from aggregator.media.decode import fit_within
-from aggregator.models import Campaign, MediaAsset, Source, Submission, SubmissionStatus
+from aggregator.models import (
+    Campaign,
+    MediaAsset,
+    Source,
+    Submission,
+    SubmissionStatus,
+    UTCDateTime,
+)
 
 WEB_SCOPE: Final = "web"
 PAGE_SIZE: Final = 24
@@ -193,29 +201,45 @@ def _columns() -> PublicSelect:
     return stmt
 
 
-def page_query(
-    campaign_id: int, filters: Filters, before: tuple[datetime, str] | None, limit: int
-) -> PublicSelect:
-    """The SELECT under every public listing (also timed bare by ``scripts/bench_gallery.py``)."""
-    stmt = _columns().where(col(Submission.campaign_id) == campaign_id, *visible())
-    if filters.city:
-        # SQLite's lower() folds ASCII only, so match the common spellings of a name instead.
-        variants = {filters.city, filters.city.lower(), filters.city.title(), filters.city.upper()}
-        stmt = stmt.where(col(Submission.city).in_(sorted(variants)))
-    if filters.language:
+@functools.cache
+def _page_statement(by_city: bool, by_language: bool, keyset: bool) -> PublicSelect:
+    # Built once per shape and bound with parameters: constructing a SELECT costs more than
+    # running this one, which walks ix_submission_public.
+    stmt = _columns().where(col(Submission.campaign_id) == bindparam("campaign_id"), *visible())
+    if by_city:
+        stmt = stmt.where(col(Submission.city).in_(bindparam("cities", expanding=True)))
+    if by_language:
         stmt = stmt.where(
             or_(
-                col(Submission.language) == filters.language,
-                col(Submission.language).like(f"{filters.language}-%"),
+                col(Submission.language) == bindparam("language"),
+                col(Submission.language).like(bindparam("language_prefix")),
             )
         )
-    if before is not None:
+    if keyset:
         stmt = stmt.where(
-            tuple_(col(Submission.posted_at), col(Submission.public_id)) < tuple_(*before)
+            tuple_(col(Submission.posted_at), col(Submission.public_id))
+            < tuple_(bindparam("before_at", type_=UTCDateTime()), bindparam("before_id"))
         )
-    return stmt.order_by(col(Submission.posted_at).desc(), col(Submission.public_id).desc()).limit(
-        limit
-    )
+    order = (col(Submission.posted_at).desc(), col(Submission.public_id).desc())
+    return stmt.order_by(*order).limit(bindparam("limit", type_=Integer()))
+
+
+def page_query(
+    campaign_id: int, filters: Filters, before: tuple[datetime, str] | None, limit: int
+) -> tuple[PublicSelect, dict[str, Any]]:
+    """The SELECT under every public listing and its parameters (``bench_gallery`` times it)."""
+    params: dict[str, Any] = {"campaign_id": campaign_id, "limit": limit}
+    if filters.city:
+        # SQLite's lower() folds ASCII only, so match the common spellings of a name instead.
+        city = filters.city
+        params["cities"] = sorted({city, city.lower(), city.title(), city.upper()})
+    if filters.language:
+        params["language"] = filters.language
+        params["language_prefix"] = f"{filters.language}-%"
+    if before is not None:
+        params["before_at"], params["before_id"] = before
+    stmt = _page_statement(bool(filters.city), bool(filters.language), before is not None)
+    return stmt, params
 
 
 def public_items(
@@ -230,30 +254,37 @@ def public_items(
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"The page size must be 1–{MAX_PAGE_SIZE}.", field="limit")
     position = decode_cursor(before) if before else None
-    stmt = page_query(campaign.id or 0, filters or Filters(), position, limit + 1)
-    rows = session.execute(stmt).all()
+    stmt, params = page_query(campaign.id or 0, filters or Filters(), position, limit + 1)
+    rows = session.connection().execute(stmt, params).all()
     more = len(rows) > limit
     items = _assemble(session, rows[:limit])
     return Page(items=items, next_cursor=items[-1].cursor if more and items else None)
 
 
+@functools.cache
+def _item_statement() -> PublicSelect:
+    stmt = _columns().add_columns(col(Submission.status), col(Submission.consent))
+    return stmt.where(
+        col(Submission.campaign_id) == bindparam("campaign_id"),
+        col(Submission.public_id) == bindparam("public_id"),
+    )
+
+
 def public_item(*, session: Session, campaign: Campaign, public_id: str) -> PublicItem:
     """One public item; Gone once taken down or withdrawn, NotFound if never public."""
-    row = session.execute(
-        _columns().where(
-            col(Submission.campaign_id) == campaign.id, col(Submission.public_id) == public_id
-        )
-    ).first()
+    row = (
+        session.connection()
+        .execute(_item_statement(), {"campaign_id": campaign.id, "public_id": public_id})
+        .first()
+    )
     if row is None:
         raise NotFound("There is no such photo.")
-    status, consent = session.exec(
-        select(Submission.status, Submission.consent).where(Submission.id == row[0])
-    ).one()
+    status, consent = row[-2], row[-1]
     if status in _GONE:
         raise Gone("This photo has been taken down or withdrawn.")
     if status != SubmissionStatus.approved or WEB_SCOPE not in (consent or []):
         raise NotFound("There is no such photo.")
-    items = _assemble(session, [row])
+    items = _assemble(session, [row[:-2]])
     if not items:
         raise NotFound("There is no such photo.")
     return items[0]
@@ -264,21 +295,9 @@ def public_campaigns(*, session: Session) -> list[Campaign]:
     return list(session.exec(select(Campaign).order_by(col(Campaign.created_at).desc())).all())
 
 
-def latest_posted_at(*, session: Session, campaign: Campaign) -> datetime | None:
-    """When the newest public item was posted (the feed's ``updated``)."""
-    value = session.exec(
-        select(func.max(Submission.posted_at)).where(
-            col(Submission.campaign_id) == campaign.id, *visible()
-        )
-    ).one()
-    return value if isinstance(value, datetime) else None
-
-
-def _assemble(session: Session, rows: Any) -> list[PublicItem]:
-    ids = [row[0] for row in rows]
-    if not ids:
-        return []
-    assets = session.execute(
+@functools.cache
+def _assets_statement() -> PublicSelect:
+    stmt: PublicSelect = (
         sa_select(
             col(MediaAsset.submission_id),
             col(MediaAsset.keys),
@@ -288,9 +307,17 @@ def _assemble(session: Session, rows: Any) -> list[PublicItem]:
             col(MediaAsset.color),
             col(MediaAsset.alt_text),
         )
-        .where(col(MediaAsset.submission_id).in_(ids))
+        .where(col(MediaAsset.submission_id).in_(bindparam("ids", expanding=True)))
         .order_by(col(MediaAsset.submission_id), col(MediaAsset.position))
-    ).all()
+    )
+    return stmt
+
+
+def _assemble(session: Session, rows: Any) -> list[PublicItem]:
+    ids = [row[0] for row in rows]
+    if not ids:
+        return []
+    assets = session.connection().execute(_assets_statement(), {"ids": ids}).all()
     images: dict[int, list[PublicImage]] = defaultdict(list)
     for submission_id, keys, width, height, size, color, alt in assets:
         image = _image(keys or {}, width, height, size, color, alt)

@@ -1,8 +1,8 @@
 """The Atom feed of a campaign's public photos, with Media RSS image elements.
 
-Built with ElementTree so every value is escaped; characters XML 1.0 forbids (control codes
-that can arrive in collected posts) are removed first, because one of them makes the whole
-feed unreadable for every subscriber.
+Built as text with every value escaped (quicker than a tree, and feeds are polled often).
+Characters XML 1.0 forbids (control codes that can arrive in collected posts) are removed
+first, because one of them makes the whole feed unreadable for every subscriber.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
-from xml.etree import ElementTree as ET
+from xml.sax.saxutils import escape, quoteattr
 
 from aggregator.media.storage import CONTENT_TYPES
 from aggregator.models import Campaign
@@ -22,24 +22,22 @@ ATOM: Final = "http://www.w3.org/2005/Atom"
 MEDIA: Final = "http://search.yahoo.com/mrss/"
 _INVALID_XML: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
-ET.register_namespace("", ATOM)
-ET.register_namespace("media", MEDIA)
-
 
 def xml_text(value: str | None) -> str:
     """``value`` without the characters XML 1.0 cannot carry."""
     return _INVALID_XML.sub("", value or "")
 
 
+def _text(value: str | None) -> str:
+    return escape(xml_text(value))
+
+
+def _attr(value: str | None) -> str:
+    return quoteattr(xml_text(value))
+
+
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    element = ET.SubElement(parent, tag, {k: xml_text(v) for k, v in attrs.items()})
-    if text is not None:
-        element.text = xml_text(text)
-    return element
 
 
 def _type(key: str) -> str:
@@ -51,84 +49,61 @@ def _title(item: PublicItem, campaign: Campaign) -> str:
     return f"{who} · {item.city}" if item.city else who
 
 
-def _entry(feed: ET.Element, item: PublicItem, campaign: Campaign, links: Links) -> None:
+def _entry(item: PublicItem, campaign: Campaign, links: Links) -> str:
     page = links.photo(campaign.slug, item.public_id)
-    entry = _sub(feed, f"{{{ATOM}}}entry")
-    _sub(entry, f"{{{ATOM}}}id", page)
-    _sub(entry, f"{{{ATOM}}}title", _title(item, campaign))
-    _sub(entry, f"{{{ATOM}}}updated", _iso(item.posted_at))
-    _sub(entry, f"{{{ATOM}}}published", _iso(item.posted_at))
-    author = _sub(entry, f"{{{ATOM}}}author")
-    _sub(author, f"{{{ATOM}}}name", item.author or campaign.name)
-    _sub(entry, f"{{{ATOM}}}link", rel="alternate", type="text/html", href=page)
+    when = _iso(item.posted_at)
+    out = [
+        f"<entry><id>{_text(page)}</id><title>{_text(_title(item, campaign))}</title>",
+        f"<updated>{when}</updated><published>{when}</published>",
+        f"<author><name>{_text(item.author or campaign.name)}</name></author>",
+        f'<link rel="alternate" type="text/html" href={_attr(page)}/>',
+    ]
     if item.source_url:
-        _sub(entry, f"{{{ATOM}}}link", rel="via", type="text/html", href=item.source_url)
+        out.append(f'<link rel="via" type="text/html" href={_attr(item.source_url)}/>')
     if item.caption:
-        _sub(entry, f"{{{ATOM}}}summary", item.caption, type="text")
-    parts = []
+        out.append(f'<summary type="text">{_text(item.caption)}</summary>')
+    html_parts = []
     for image in item.images:
-        slide = links.media(image.slide_key)
-        _sub(
-            entry,
-            f"{{{ATOM}}}link",
-            rel="enclosure",
-            type=_type(image.slide_key),
-            href=slide,
-            **({"length": str(image.slide_bytes)} if image.slide_bytes else {}),
-        )
-        content = _sub(
-            entry,
-            f"{{{MEDIA}}}content",
-            url=slide,
-            type=_type(image.slide_key),
-            medium="image",
-            width=str(image.slide_width),
-            height=str(image.slide_height),
+        slide, kind = links.media(image.slide_key), _type(image.slide_key)
+        length = f' length="{image.slide_bytes}"' if image.slide_bytes else ""
+        out.append(f'<link rel="enclosure" type="{kind}" href={_attr(slide)}{length}/>')
+        out.append(
+            f'<media:content url={_attr(slide)} type="{kind}" medium="image" '
+            f'width="{image.slide_width}" height="{image.slide_height}">'
         )
         if image.alt:
-            _sub(content, f"{{{MEDIA}}}description", image.alt, type="plain")
-        _sub(
-            content,
-            f"{{{MEDIA}}}thumbnail",
-            url=links.media(image.thumb_key),
-            width=str(image.thumb_width),
-            height=str(image.thumb_height),
+            out.append(f'<media:description type="plain">{_text(image.alt)}</media:description>')
+        out.append(
+            f"<media:thumbnail url={_attr(links.media(image.thumb_key))} "
+            f'width="{image.thumb_width}" height="{image.thumb_height}"/></media:content>'
         )
-        parts.append(
-            f'<p><img src="{html.escape(slide)}" alt="{html.escape(image.alt)}" '
+        html_parts.append(
+            f'<p><img src="{html.escape(slide)}" alt="{html.escape(xml_text(image.alt))}" '
             f'width="{image.slide_width}" height="{image.slide_height}"></p>'
         )
     if item.caption:
-        parts.append(f"<p>{html.escape(item.caption)}</p>")
-    _sub(entry, f"{{{ATOM}}}content", "".join(parts), type="html")
+        html_parts.append(f"<p>{html.escape(xml_text(item.caption))}</p>")
+    out.append(f'<content type="html">{escape("".join(html_parts))}</content></entry>')
+    return "".join(out)
 
 
 def atom_feed(
     campaign: Campaign, items: Sequence[PublicItem], links: Links, *, updated: datetime
 ) -> bytes:
     """The feed document (UTF-8 bytes) for ``items`` of ``campaign``."""
-    feed = ET.Element(f"{{{ATOM}}}feed")
-    _sub(feed, f"{{{ATOM}}}id", links.feed(campaign.slug))
-    _sub(feed, f"{{{ATOM}}}title", campaign.name)
+    feed_url, gallery_url = links.feed(campaign.slug), links.gallery(campaign.slug)
+    head = [
+        "<?xml version='1.0' encoding='utf-8'?>\n",
+        f'<feed xmlns="{ATOM}" xmlns:media="{MEDIA}">',
+        f"<id>{_text(feed_url)}</id><title>{_text(campaign.name)}</title>",
+    ]
     if campaign.description:
-        _sub(feed, f"{{{ATOM}}}subtitle", campaign.description)
-    _sub(feed, f"{{{ATOM}}}updated", _iso(updated))
-    _sub(
-        feed,
-        f"{{{ATOM}}}link",
-        rel="self",
-        type="application/atom+xml",
-        href=links.feed(campaign.slug),
-    )
-    _sub(
-        feed,
-        f"{{{ATOM}}}link",
-        rel="alternate",
-        type="text/html",
-        href=links.gallery(campaign.slug),
-    )
-    _sub(feed, f"{{{ATOM}}}generator", "We Remember")
-    for item in items:
-        _entry(feed, item, campaign, links)
-    document: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
-    return document
+        head.append(f"<subtitle>{_text(campaign.description)}</subtitle>")
+    head += [
+        f"<updated>{_iso(updated)}</updated>",
+        f'<link rel="self" type="application/atom+xml" href={_attr(feed_url)}/>',
+        f'<link rel="alternate" type="text/html" href={_attr(gallery_url)}/>',
+        "<generator>We Remember</generator>",
+    ]
+    body = [_entry(item, campaign, links) for item in items]
+    return ("".join(head) + "".join(body) + "</feed>").encode("utf-8")

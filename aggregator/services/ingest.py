@@ -27,6 +27,7 @@ from aggregator.models import (
     Campaign,
     MediaAsset,
     Origin,
+    Rule,
     Source,
     Submission,
     SubmissionStatus,
@@ -103,18 +104,80 @@ def ingest(
     commit: bool = True,
 ) -> Ingested:
     """Store one item (or return the existing one for the same source and external id)."""
-    if source is not None and incoming.external_id is not None:
-        existing = session.exec(
-            select(Submission).where(
-                Submission.source_id == source.id, Submission.external_id == incoming.external_id
-            )
-        ).first()
-        if existing is not None:
-            _refresh_pending(existing, incoming)
-            if commit:
-                session.commit()
-            return Ingested(existing, created=False)
+    [result] = ingest_page(
+        session=session,
+        storage=storage,
+        campaign=campaign,
+        incomings=[incoming],
+        source=source,
+        with_receipt=with_receipt,
+        near_distance=near_distance,
+    )
+    if commit:
+        session.commit()
+    return result
 
+
+def ingest_page(
+    *,
+    session: Session,
+    storage: Storage,
+    campaign: Campaign,
+    incomings: Sequence[Incoming],
+    source: Source | None = None,
+    with_receipt: bool | Sequence[bool] = False,
+    near_distance: int = 8,
+) -> list[Ingested]:
+    """Store several items in the caller's transaction (it commits), one result per item.
+
+    Known items, the campaign's rules and recent image hashes are each read once per call,
+    which is what lets a collector page of text-only posts go through at database speed.
+    """
+    receipts = (
+        [with_receipt] * len(incomings) if isinstance(with_receipt, bool) else list(with_receipt)
+    )
+    existing: dict[str, Submission] = {}
+    wanted = [i.external_id for i in incomings if i.external_id is not None]
+    if source is not None and wanted:
+        existing = {
+            str(s.external_id): s
+            for s in session.exec(
+                select(Submission).where(
+                    Submission.source_id == source.id, col(Submission.external_id).in_(wanted)
+                )
+            ).all()
+        }
+    rules = session.exec(select(Rule).where(Rule.campaign_id == campaign.id)).all()
+    known: list[tuple[int, int, str]] | None = None
+    results: list[Ingested] = []
+    for incoming, receipt in zip(incomings, receipts, strict=True):
+        found = existing.get(incoming.external_id or "") if source is not None else None
+        if found is not None:
+            _refresh_pending(found, incoming)
+            results.append(Ingested(found, created=False))
+            continue
+        if incoming.images and known is None:
+            known = _recent_hashes(session, campaign)
+        result = _create(
+            session, storage, campaign, source, incoming, receipt, rules, known or [], near_distance
+        )
+        if source is not None and incoming.external_id is not None:
+            existing[incoming.external_id] = result.submission
+        results.append(result)
+    return results
+
+
+def _create(
+    session: Session,
+    storage: Storage,
+    campaign: Campaign,
+    source: Source | None,
+    incoming: Incoming,
+    with_receipt: bool,
+    rules: Sequence[Rule],
+    known: list[tuple[int, int, str]],
+    near_distance: int,
+) -> Ingested:
     limit = MAX_IMAGES_PER_POST if incoming.origin == Origin.collected else MAX_IMAGES_PER_UPLOAD
     images = list(incoming.images)[:limit]
     token = secrets.token_urlsafe(24) if with_receipt else None
@@ -142,10 +205,8 @@ def ingest(
     )
     session.add(submission)
     session.flush()
-    flags: list[str] = []
-    if incoming.sensitive:
-        flags.append("sensitive")
-    known = _recent_hashes(session, campaign) if images else []
+    flags: list[str] = ["sensitive"] if incoming.sensitive else []
+    assets = []
     for position, item in enumerate(images):
         asset = _store_image(storage, submission, position, item)
         duplicate = _duplicate_of(asset, known, near_distance)
@@ -154,8 +215,12 @@ def ingest(
             if "near_duplicate" not in flags:
                 flags.append("near_duplicate")
         session.add(asset)
+        assets.append(asset)
+    if assets:
+        session.flush()  # ids, so later items of the same page can point at these
+        known[:0] = [(a.id, a.phash, a.sha256) for a in assets if a.id is not None]
     status, rule_flags = initial_decision(
-        session=session, campaign=campaign, source=source, submission=submission
+        session=session, campaign=campaign, source=source, submission=submission, rules=rules
     )
     submission.flags = flags + [f for f in rule_flags if f not in flags]
     submission.status = status
@@ -169,11 +234,6 @@ def ingest(
             detail={"origin": incoming.origin.value, "images": len(images)},
         )
     )
-    if source is not None:
-        source.items_collected += 1
-        session.add(source)
-    if commit:
-        session.commit()
     return Ingested(submission, created=True, receipt_token=token)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from aggregator.errors import Conflict, InvalidInput, InvalidTransition, NotFound
@@ -101,8 +102,13 @@ def _apply(
     actor_label: str,
     reason: str,
     expected: SubmissionStatus | None,
+    also: dict[str, Any] | None = None,
 ) -> None:
-    """Check the edge and write status + audit on a locked row (no commit)."""
+    """Check the edge and write status (+ ``also`` columns) and audit on a locked row.
+
+    No commit. The in-memory row is updated to match without being marked dirty, so the
+    caller needs neither a second UPDATE nor a refresh.
+    """
     current = SubmissionStatus(submission.status)
     if expected is not None and current != expected:
         raise Conflict(f"Submission {submission.id} is already {current.value}.")
@@ -111,14 +117,23 @@ def _apply(
             f"Submission {submission.id} is {current.value}; it cannot become {to.value}."
         )
     now = utcnow()
+    values: dict[str, Any] = {
+        "status": to,
+        "decided_at": now,
+        "claimed_by_id": None,
+        "claimed_until": None,
+        **(also or {}),
+    }
     result = session.execute(
         update(Submission)
         .where(col(Submission.id) == submission.id, col(Submission.status) == current)
-        .values(status=to, decided_at=now, claimed_by_id=None, claimed_until=None)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"Someone else changed submission {submission.id} first.")
+    for key, value in values.items():
+        set_committed_value(submission, key, value)
     audit(
         session,
         action="transition",
@@ -163,7 +178,6 @@ def transition(
         raise
     if commit:
         session.commit()
-    session.refresh(submission)
     return submission
 
 
@@ -231,6 +245,7 @@ def approve(
                     "This flagged item needs the approval of a second moderator.",
                     code="second_approval_needed",
                 )
+        approvals = [*(submission.approvals or []), actor_id] if actor_id is not None else None
         _apply(
             session,
             submission,
@@ -239,15 +254,12 @@ def approve(
             actor_label=actor_label,
             reason="",
             expected=expected,
+            also={"approvals": approvals} if approvals else None,
         )
     except Conflict:
         session.rollback()
         raise
-    if actor_id is not None:
-        submission.approvals = [*(submission.approvals or []), actor_id]
-        session.add(submission)
     session.commit()
-    session.refresh(submission)
     return Decision(submission)
 
 
@@ -288,7 +300,7 @@ def bulk(
     if not wanted:
         raise InvalidInput("Select at least one item.", field="ids")
     if len(wanted) > BULK_MAX:
-        raise InvalidInput(f"Select at most {BULK_MAX} items at once.", field="ids")
+        raise InvalidInput("Select at most 500 items at once.", field="ids")
     reason = clean_reason(reason)
     _take_write_lock(session, wanted)
     rows = session.exec(

@@ -129,8 +129,11 @@ def _conditions(filters: QueueFilters, user_id: int) -> list[ColumnElement[bool]
     return conditions
 
 
-def _page_ids(session: Session, filters: QueueFilters, user_id: int, size: int) -> list[int]:
-    """Ids of the page in display order; pending pages are claimed in the same statement."""
+def _page_rows(
+    session: Session, filters: QueueFilters, user_id: int, size: int
+) -> list[Submission]:
+    """The page's submissions in display order; pending pages are claimed by the same
+    statement, which also returns the rows (one round trip)."""
     conditions = _conditions(filters, user_id)
     ascending = filters.order != "newest"
     backwards = filters.before is not None and filters.after is None
@@ -146,53 +149,51 @@ def _page_ids(session: Session, filters: QueueFilters, user_id: int, size: int) 
         )
     forward = ascending != backwards
     order = col(Submission.id).asc() if forward else col(Submission.id).desc()
-    query = select(Submission.id).where(*conditions).order_by(order).limit(size)
     if filters.status == SubmissionStatus.pending:
         until = utcnow() + timedelta(seconds=CLAIM_SECONDS)
-        claimed = session.execute(
+        wanted = select(Submission.id).where(*conditions).order_by(order).limit(size)
+        claimed = session.scalars(
             update(Submission)
-            .where(col(Submission.id).in_(query.with_for_update(skip_locked=True)))
+            .where(col(Submission.id).in_(wanted.with_for_update(skip_locked=True)))
             .values(claimed_by_id=user_id, claimed_until=until)
-            .returning(col(Submission.id))
-            .execution_options(synchronize_session=False)
+            .returning(Submission)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
-        ids = [int(i) for i in claimed.scalars().all()]
+        rows = list(claimed.all())
         session.commit()
-        ids.sort(reverse=not ascending)
-        return ids
-    ids = [int(i) for i in session.exec(query).all() if i is not None]
-    return ids if not backwards else ids[::-1]
-
-
-def _has_more(session: Session, filters: QueueFilters, user_id: int, beyond: int) -> bool:
-    ascending = filters.order != "newest"
+        rows.sort(key=lambda row: row.id or 0, reverse=not ascending)
+        return rows
     query = (
-        select(Submission.id)
-        .where(
-            *_conditions(filters, user_id),
-            col(Submission.id) > beyond if ascending else col(Submission.id) < beyond,
-        )
-        .limit(1)
+        select(Submission)
+        .where(*conditions)
+        .order_by(order)
+        .limit(size)
+        .execution_options(populate_existing=True)
     )
-    return session.exec(query).first() is not None
+    rows = list(session.exec(query).all())
+    return rows if not backwards else rows[::-1]
 
 
 def queue_page(
-    session: Session, *, user_id: int, filters: QueueFilters, size: int = PAGE_SIZE
+    session: Session,
+    *,
+    user_id: int,
+    filters: QueueFilters,
+    size: int = PAGE_SIZE,
+    sources: dict[int, Source] | None = None,
 ) -> QueuePage:
-    """Load (and for pending items, claim) one page of the queue with everything cards show."""
-    ids = _page_ids(session, filters, user_id, size)
-    if not ids:
+    """Load (and for pending items, claim) one page of the queue with everything cards show.
+
+    ``sources`` may pass sources already loaded (the page has them for its filter menu).
+    A full page always offers a next page; it may turn out empty, which is cheaper than
+    asking the database first.
+    """
+    rows = _page_rows(session, filters, user_id, size)
+    if not rows:
+        session.commit()
         return QueuePage([], None, filters.after if filters.before is None else None)
-    rows = {
-        s.id: s
-        for s in session.exec(
-            select(Submission)
-            .where(col(Submission.id).in_(ids))
-            .execution_options(populate_existing=True)
-        ).all()
-    }
-    cards = [Card(rows[i]) for i in ids if i in rows]
+    cards = [Card(row) for row in rows]
+    ids = [int(row.id or 0) for row in rows]
     by_id = {card.submission.id: card for card in cards}
     assets = session.exec(
         select(MediaAsset)
@@ -202,25 +203,13 @@ def queue_page(
     for asset in assets:
         by_id[asset.submission_id].assets.append(asset)
     _attach_duplicates(session, cards)
-    _attach_sources_and_approvers(session, cards)
-    first, last = ids[0], ids[-1]
-    more = _has_more(session, filters, user_id, last)
-    has_previous = filters.after is not None or (
-        filters.before is not None and _has_more(session, _reverse(filters), user_id, first)
-    )
+    _attach_sources_and_approvers(session, cards, sources)
     session.commit()  # end the read transaction (SQLite snapshots must not linger)
-    return QueuePage(cards, last if more else None, first if has_previous else None)
-
-
-def _reverse(filters: QueueFilters) -> QueueFilters:
-    return QueueFilters(
-        status=filters.status,
-        campaign_id=filters.campaign_id,
-        source_id=filters.source_id,
-        flag=filters.flag,
-        language=filters.language,
-        order="newest" if filters.order != "newest" else "oldest",
-    )
+    backwards = filters.before is not None and filters.after is None
+    full = len(rows) == size
+    next_after = ids[-1] if (full or backwards) else None
+    prev_before = ids[0] if (filters.after is not None or (backwards and full)) else None
+    return QueuePage(cards, next_after, prev_before)
 
 
 def _attach_duplicates(session: Session, cards: list[Card]) -> None:
@@ -245,13 +234,19 @@ def _attach_duplicates(session: Session, cards: list[Card]) -> None:
                 card.duplicates[asset.id] = (original, owners[original.submission_id])
 
 
-def _attach_sources_and_approvers(session: Session, cards: list[Card]) -> None:
-    source_ids = {c.submission.source_id for c in cards if c.submission.source_id}
-    sources = (
-        {s.id: s for s in session.exec(select(Source).where(col(Source.id).in_(source_ids)))}
-        if source_ids
-        else {}
-    )
+def _attach_sources_and_approvers(
+    session: Session, cards: list[Card], sources: dict[int, Source] | None
+) -> None:
+    if sources is None:
+        source_ids = {c.submission.source_id for c in cards if c.submission.source_id}
+        sources = (
+            {
+                int(s.id or 0): s
+                for s in session.exec(select(Source).where(col(Source.id).in_(source_ids)))
+            }
+            if source_ids
+            else {}
+        )
     approver_ids = {
         c.submission.first_approved_by_id for c in cards if c.submission.first_approved_by_id
     }
@@ -299,12 +294,11 @@ def release_claims(session: Session, *, user_id: int) -> None:
 
 
 def filter_choices(session: Session) -> dict[str, Any]:
-    """Campaigns and sources for the filter menus (small tables)."""
+    """Campaigns and sources for the filter menus (small tables); ``source_rows`` by id."""
     campaigns = session.exec(select(Campaign.id, Campaign.name).order_by(col(Campaign.id))).all()
-    sources = session.exec(
-        select(Source.id, Source.name, Source.campaign_id).order_by(col(Source.id))
-    ).all()
+    sources = session.exec(select(Source).order_by(col(Source.id))).all()
     return {
         "campaigns": [(int(i), name) for i, name in campaigns if i is not None],
-        "sources": [(int(i), name, cid) for i, name, cid in sources if i is not None],
+        "sources": [(int(s.id or 0), s.name or s.kind, s.campaign_id) for s in sources],
+        "source_rows": {int(s.id or 0): s for s in sources},
     }

@@ -78,6 +78,7 @@ def receipt_for(*, session: Session, token: str) -> Receipt:
 def withdraw(*, session: Session, storage: Storage, token: str) -> Submission:
     """Withdraw the submission of ``token`` and delete its files; repeating it is harmless."""
     submission = find_submission(session=session, token=token)
+    session.commit()  # end the read: on SQLite the withdrawal must begin with its write lock
     submission = takedown.withdraw(
         session=session,
         storage=storage,

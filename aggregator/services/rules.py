@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
@@ -60,10 +61,16 @@ def _instance(submission: Submission) -> str | None:
 
 
 def initial_decision(
-    *, session: Session, campaign: Campaign, source: Source | None, submission: Submission
+    *,
+    session: Session,
+    campaign: Campaign,
+    source: Source | None,
+    submission: Submission,
+    rules: Sequence[Rule] | None = None,
 ) -> tuple[SubmissionStatus, list[str]]:
-    """The status a new item starts in and the rule flags it carries."""
-    rules = session.exec(select(Rule).where(Rule.campaign_id == campaign.id)).all()
+    """The status a new item starts in and the rule flags it carries (``rules``: preloaded)."""
+    if rules is None:
+        rules = session.exec(select(Rule).where(Rule.campaign_id == campaign.id)).all()
     flags: list[str] = []
     authors = _author_keys(submission)
     instance = _instance(submission)
@@ -130,17 +137,15 @@ def clean_rule_value(kind: RuleKind, value: str, *, session: Session, campaign: 
     if kind == RuleKind.blocked_instance:
         value = value.lower().removeprefix("https://").removeprefix("http://").strip("/")
         if not re.fullmatch(r"[a-z0-9.-]+\.[a-z0-9-]{2,}", value):
-            raise InvalidInput(f"Not a server name: {value!r}", field=kind.value)
+            raise InvalidInput("Write a server name such as example.social.", field=kind.value)
     if not value:
         raise InvalidInput("A rule needs a value.", field=kind.value)
     if len(value) > MAX_RULE_VALUE:
-        raise InvalidInput(
-            f"A rule may have at most {MAX_RULE_VALUE} characters.", field=kind.value
-        )
+        raise InvalidInput("This text is too long.", field=kind.value)
     if kind == RuleKind.trusted_source:
         source = session.get(Source, int(value)) if value.isdigit() else None
         if source is None or source.campaign_id != campaign.id:
-            raise InvalidInput(f"No source {value!r} in this campaign.", field=kind.value)
+            raise InvalidInput("Use the numbers of this campaign's sources.", field=kind.value)
     return value
 
 
@@ -161,7 +166,7 @@ def add_rule(
     value = clean_rule_value(kind, value, session=session, campaign=campaign)
     for existing in list_rules(session=session, campaign_id=int(campaign.id or 0)):
         if existing.kind == kind and fold(existing.value) == fold(value):
-            raise InvalidInput(f"The rule {value!r} exists already.", field=kind.value)
+            raise InvalidInput("This rule exists already.", field=kind.value)
     rule = Rule(campaign_id=campaign.id, kind=kind, value=value)  # type: ignore[arg-type]
     session.add(rule)
     _audit_rule(session, "rule.add", campaign, kind, value, actor_id, actor_label)

@@ -46,6 +46,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
 import segno
+from sqlalchemy import Text, cast
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from aggregator.models import Campaign, Event, MediaAsset, Source, Submission, SubmissionStatus
@@ -61,14 +63,14 @@ SOURCE_NAMES: Final = {
 _SPACES: Final = re.compile(r"\s+")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Slide:
     """One photo as shown: ids, image keys and size, and its caption parts (raw, unfiltered)."""
 
     id: str
     submission_id: int
     submission: str
-    keys: dict[str, str]
+    keys_json: str  # MediaAsset.keys as stored; parsed on use (the feed never needs it)
     width: int
     height: int
     color: str
@@ -85,6 +87,15 @@ class Slide:
     position: int = 0
     pinned_at: datetime | None = None
     sha256: str = ""
+    # The slide's JSON in a live feed and its digest, kept while the row is unchanged.
+    fragment: str | None = None
+    digest: bytes = b""
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """Storage keys of the image's derivatives by style ("slide", "thumb")."""
+        parsed = json.loads(self.keys_json) if self.keys_json else {}
+        return {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -146,34 +157,49 @@ def _source_label(kind: str | None, source_name: str | None, handle: str | None)
 
 
 def build_slides(
-    *, session: Session, event: Event, scope: str = "projection", limit: int | None = None
+    *,
+    session: Session,
+    event: Event,
+    scope: str = "projection",
+    limit: int | None = None,
+    memo: dict[tuple[Any, ...], Slide | None] | None = None,
 ) -> list[Slide]:
-    """The event's photo slides in showing order (see the module docstring for the rules)."""
+    """The event's photo slides in showing order (see the module docstring for the rules).
+
+    ``memo`` (kept by the caller between builds with the same scope) maps database rows to
+    the slides made from them; unchanged rows reuse their slide, and the memo is left holding
+    exactly this build's rows.
+    """
     settings = effective_settings(event)
     filters = settings["filters"]
+    # A list of columns: sqlmodel's select() is typed for a handful of columns at most.
+    columns: list[Any] = [
+        Submission.id,
+        Submission.public_id,
+        Submission.author_name,
+        Submission.author_handle,
+        Submission.city,
+        Submission.text,
+        Submission.language,
+        # JSON read as text: decoding 10,000 small documents per feed build costs more than
+        # everything else; the consent test is a substring match on the quoted scope name.
+        cast(Submission.consent, Text),
+        # Times as text too: converted only for rows not seen before (see _slide).
+        cast(Submission.pinned_at, Text),
+        cast(Submission.posted_at, Text),
+        Submission.url,
+        MediaAsset.position,
+        cast(MediaAsset.keys, Text),
+        MediaAsset.width,
+        MediaAsset.height,
+        MediaAsset.color,
+        MediaAsset.alt_text,
+        MediaAsset.sha256,
+        Source.kind,
+        Source.name,
+    ]
     query = (
-        select(
-            Submission.id,
-            Submission.public_id,
-            Submission.author_name,
-            Submission.author_handle,
-            Submission.city,
-            Submission.text,
-            Submission.language,
-            Submission.consent,
-            Submission.pinned_at,
-            Submission.posted_at,
-            Submission.url,
-            MediaAsset.position,
-            MediaAsset.keys,
-            MediaAsset.width,
-            MediaAsset.height,
-            MediaAsset.color,
-            MediaAsset.alt_text,
-            MediaAsset.sha256,
-            Source.kind,
-            Source.name,
-        )
+        sql_select(*columns)
         .join(MediaAsset, col(MediaAsset.submission_id) == col(Submission.id))
         .outerjoin(Source, col(Source.id) == col(Submission.source_id))
         .where(
@@ -193,46 +219,74 @@ def build_slides(
     cities = {c.casefold() for c in filters.get("cities") or []}
     slides: list[Slide] = []
     seen: set[str] = set()
-    for row in session.execute(query).all():
-        (sid, public_id, name, handle, city, text, language, consent, pinned_at, posted_at,
-         url, position, keys, width, height, color, alt, sha, kind, source_name) = row
-        if scope not in (consent or []) or not (keys or {}).get("slide") or sha in seen:
+    wanted = f'"{scope}"'
+    previous = memo if memo is not None else {}
+    current: dict[tuple[Any, ...], Slide | None] = {}
+    # Core execution: rows as plain tuples, without the ORM's per-row bookkeeping.
+    for row in session.connection().execute(query).all():
+        key = tuple(row)
+        slide = previous[key] if key in previous else _slide(key, wanted)
+        current[key] = slide
+        if slide is None or slide.sha256 in seen:
             continue
-        if cities and (city or "").strip().casefold() not in cities:
+        if cities and slide.city.casefold() not in cities:
             continue
-        seen.add(sha)
-        message = clean_message(text or "")
-        slides.append(
-            Slide(
-                id=public_id if position == 0 else f"{public_id}.{position}",
-                submission_id=sid,
-                submission=public_id,
-                keys=dict(keys),
-                width=width,
-                height=height,
-                color=color,
-                alt=alt or "",
-                name=(name or "").strip(),
-                city=(city or "").strip(),
-                message=message,
-                source=_source_label(kind, source_name, handle),
-                source_url=url,
-                language=language,
-                direction=text_direction(message or name or "", language),
-                pinned=pinned_at is not None,
-                posted_at=posted_at,
-                position=position,
-                pinned_at=pinned_at,
-                sha256=sha,
-            )
-        )
+        seen.add(slide.sha256)
+        slides.append(slide)
+    if memo is not None:
+        memo.clear()
+        memo.update(current)
     ordered = _ordered(slides, settings["order"], event.id or 0)
     return ordered[:limit] if limit is not None else ordered
+
+
+def _slide(row: tuple[Any, ...], wanted_scope: str) -> Slide | None:
+    """A slide from one query row, or None without the consent scope or a slide image."""
+    (
+        sid, public_id, name, handle, city, text, language, consent, pinned_at, posted_at,
+        url, position, keys, width, height, color, alt, sha, kind, source_name,
+    ) = row  # fmt: skip
+    if wanted_scope not in (consent or "") or '"slide"' not in (keys or ""):
+        return None
+    message = clean_message(text or "")
+    pinned_at, posted_at = _as_utc(pinned_at), _as_utc(posted_at)
+    return Slide(
+        id=public_id if position == 0 else f"{public_id}.{position}",
+        submission_id=sid,
+        submission=public_id,
+        keys_json=keys,
+        width=width,
+        height=height,
+        color=color,
+        alt=alt or "",
+        name=(name or "").strip(),
+        city=(city or "").strip(),
+        message=message,
+        source=_source_label(kind, source_name, handle),
+        source_url=url,
+        language=language,
+        direction=text_direction(message or name or "", language),
+        pinned=pinned_at is not None,
+        posted_at=posted_at or datetime.min.replace(tzinfo=UTC),
+        position=position,
+        pinned_at=pinned_at,
+        sha256=sha,
+    )
+
+
+def _as_utc(value: object) -> datetime | None:
+    """A timestamp column read as text (SQLite: naive UTC; PostgreSQL: with offset) or as a
+    datetime, as an aware UTC datetime."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _ordered(slides: list[Slide], order: str, seed: int) -> list[Slide]:
     # Sorts are stable: pinned items (newest pin first) are lifted out after the main order.
     if order == "shuffled":
+
         def shuffle_key(slide: Slide) -> str:
             return hashlib.sha256(f"{seed}:{slide.id}".encode()).hexdigest()
 
@@ -300,6 +354,29 @@ def slide_alt(slide: Slide, gettext: Callable[[str], str]) -> str:
     return gettext("A photo shared in remembrance")
 
 
+def feed_item(
+    slide: Slide,
+    fields: Iterable[str],
+    *,
+    image_url: Callable[[Slide, str], str],
+    gettext: Callable[[str], str],
+) -> dict[str, Any]:
+    """One entry of the feed's ``items`` (schema in the module docstring)."""
+    return {
+        "id": slide.id,
+        "submission": slide.submission,
+        "image": image_url(slide, "slide"),
+        "thumb": image_url(slide, "thumb"),
+        "width": slide.width,
+        "height": slide.height,
+        "color": slide.color,
+        "alt": slide_alt(slide, gettext),
+        "pinned": slide.pinned,
+        "posted_at": slide.posted_at.isoformat(),
+        "caption": caption(slide, fields),
+    }
+
+
 def feed_items(
     slides: Iterable[Slide],
     settings: dict[str, Any],
@@ -309,22 +386,7 @@ def feed_items(
 ) -> list[dict[str, Any]]:
     """The feed's ``items`` list (schema in the module docstring)."""
     fields = settings["captions"]
-    return [
-        {
-            "id": s.id,
-            "submission": s.submission,
-            "image": image_url(s, "slide"),
-            "thumb": image_url(s, "thumb") if "thumb" in s.keys else image_url(s, "slide"),
-            "width": s.width,
-            "height": s.height,
-            "color": s.color,
-            "alt": slide_alt(s, gettext),
-            "pinned": s.pinned,
-            "posted_at": s.posted_at.isoformat(),
-            "caption": caption(s, fields),
-        }
-        for s in slides
-    ]
+    return [feed_item(s, fields, image_url=image_url, gettext=gettext) for s in slides]
 
 
 def display_strings(gettext: Callable[[str], str]) -> dict[str, Any]:
@@ -357,8 +419,10 @@ def feed_document(
     gettext: Callable[[str], str],
     qr: dict[str, Any] | None = None,
     logo_url: str | None = None,
+    with_version: bool = True,
 ) -> dict[str, Any]:
-    """The feed without ``control``; ``version`` hashes everything in it."""
+    """The feed without ``control``; ``version`` hashes everything in it (left out when
+    ``with_version`` is false, for callers that serialize once and hash the bytes)."""
     settings = effective_settings(event)
     intro, closing = settings["intro"], settings["closing"]
     document: dict[str, Any] = {
@@ -385,7 +449,8 @@ def feed_document(
         "strings": display_strings(gettext),
         "items": feed_items(slides, settings, image_url=image_url, gettext=gettext),
     }
-    document["version"] = document_version(document)
+    if with_version:
+        document["version"] = document_version(document)
     return document
 
 
@@ -397,7 +462,11 @@ def document_version(document: dict[str, Any]) -> str:
 
 
 def slide_key(
-    *, session: Session, event: Event, item_id: str, style: str = "slide",
+    *,
+    session: Session,
+    event: Event,
+    item_id: str,
+    style: str = "slide",
     scope: str = "projection",
 ) -> str | None:
     """Storage key of one item's image if the event may show it now, else None.

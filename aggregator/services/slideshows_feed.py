@@ -1,10 +1,12 @@
-"""The live feed of a share link, cached briefly so many screens cost one query per event.
+"""The live feed of a share link, cached so that many screens polling cost almost nothing.
 
-A display polls ``feed.json`` or holds an SSE connection that checks the version every few
-seconds; without a cache each of them would rebuild the same document. ``FeedCache`` keeps
-the serialized items part per (share link, language) for ``ttl`` seconds (so a new approval
-or a takedown reaches every screen within ``ttl`` + one check), and the control part is always
-read fresh because "blank all screens" must not wait.
+Every change that can alter a feed goes through an audited service (ingest, approval,
+takedown, withdrawal, caption and alt-text edits, rotation, pinning: each adds an AuditEntry),
+so a feed is rebuilt when ``max(AuditEntry.id)`` or the event's settings change, and at the
+latest every ``max_age`` seconds as a safety net for changes made outside the services. The
+check is one indexed query. A rebuild reuses the slides and their serialized JSON for rows
+that did not change, so after one approval only that item is converted again. The control
+part is always read fresh: "blank all screens" must not wait.
 """
 
 from __future__ import annotations
@@ -13,20 +15,22 @@ import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from aggregator import i18n
 from aggregator.errors import NotFound
-from aggregator.models import Campaign, Event, ShareLink, utcnow
+from aggregator.models import AuditEntry, Campaign, Event, ShareLink, utcnow
 from aggregator.services.events import active_share_link
-from aggregator.services.slideshows import Slide, build_slides, feed_document
+from aggregator.services.slideshows import Slide, build_slides, feed_document, feed_item, upload_url
 from aggregator.services.slideshows_control import control_state
 from aggregator.services.slideshows_settings import effective_settings
 
-DEFAULT_TTL: Final = 2.0
+DEFAULT_MAX_AGE: Final = 30.0
+MAX_ENTRIES: Final = 500
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,6 @@ class FeedBody:
 
     version: str
     head: str
-    item_ids: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -62,22 +65,38 @@ class LiveFeed:
         return (self.body.head + "," + tail[1:]).encode()
 
 
+@dataclass
+class _Entry:
+    fingerprint: tuple[Any, ...]
+    built_at: float
+    body: FeedBody
+    memo: dict[tuple[Any, ...], Slide | None] = field(default_factory=dict)
+
+
 def display_language(event: Event, requested: str, enabled: tuple[str, ...]) -> str:
     """The event's on-screen language when set and enabled, else the visitor's."""
     chosen = effective_settings(event).get("language")
     return chosen if chosen in enabled else requested
 
 
+def fingerprint(session: Session, event: Event) -> tuple[Any, ...]:
+    """What a cached feed depends on: the newest audit row, the event's name and settings."""
+    newest = session.exec(select(func.max(AuditEntry.id))).one()
+    settings = json.dumps(event.settings or {}, sort_keys=True, default=str)
+    return (newest, event.name, event.campaign_id, settings)
+
+
 class FeedCache:
     """Per-process cache of serialized feed bodies; safe to share between threads."""
 
-    def __init__(self, ttl: float = DEFAULT_TTL) -> None:
-        self.ttl = ttl
+    def __init__(self, ttl: float = DEFAULT_MAX_AGE) -> None:
+        # ttl: the longest a feed is reused without a rebuild, even when nothing was audited.
+        self.max_age = ttl
         self._lock = threading.Lock()
-        self._entries: dict[tuple[int, str], tuple[float, FeedBody]] = {}
+        self._entries: dict[tuple[int, str], _Entry] = {}
 
     def clear(self) -> None:
-        """Forget everything (after settings change, so the host sees the effect at once)."""
+        """Forget everything (the next request of every link rebuilds)."""
         with self._lock:
             self._entries.clear()
 
@@ -97,24 +116,28 @@ class FeedCache:
             raise NotFound("This display link does not exist or has been withdrawn.")
         lang = display_language(event, lang, enabled)
         key = (link.id or 0, lang)
+        current = fingerprint(session, event)
         now = time.monotonic()
         with self._lock:
-            cached = self._entries.get(key)
-        if cached is None or now - cached[0] > self.ttl:
+            entry = self._entries.get(key)
+        if entry is None or entry.fingerprint != current or now - entry.built_at > self.max_age:
+            # Slides and their JSON stay valid while settings and language are the same.
+            reuse = entry is not None and entry.fingerprint[1:] == current[1:]
+            memo = entry.memo if entry is not None and reuse else {}
             body = build_body(
                 session=session,
                 event=event,
                 link=link,
                 lang=lang,
                 public_base_url=public_base_url,
+                memo=memo,
             )
+            entry = _Entry(current, now, body, memo)
             with self._lock:
-                if len(self._entries) > 500:  # bounded: old links' entries go
+                if len(self._entries) >= MAX_ENTRIES:  # bounded: old links' entries go
                     self._entries.clear()
-                self._entries[key] = (now, body)
-        else:
-            body = cached[1]
-        return LiveFeed(link=link, event=event, body=body, control=control_state(event))
+                self._entries[key] = entry
+        return LiveFeed(link=link, event=event, body=entry.body, control=control_state(event))
 
 
 def show_path(token: str) -> str:
@@ -129,38 +152,55 @@ def build_body(
     link: ShareLink,
     lang: str,
     public_base_url: str,
+    memo: dict[tuple[Any, ...], Slide | None] | None = None,
 ) -> FeedBody:
-    """Build and serialize the items part of the feed for one link and language."""
+    """Build and serialize the feed (without control) for one link and language."""
     base = show_path(link.token)
     campaign = session.get(Campaign, event.campaign_id)
-    slides = build_slides(session=session, event=event)
+    slides = build_slides(session=session, event=event, memo=memo)
     settings = effective_settings(event)
-    translations = i18n.translations(lang)
+    gettext = i18n.translations(lang).gettext
 
     def image_url(slide: Slide, style: str) -> str:
-        return f"{base}/img/{slide.id}" + ("?s=thumb" if style == "thumb" else "")
+        # The content hash in the URL: a rotated photo gets a new address, not a stale cache.
+        url = f"{base}/img/{slide.id}?v={slide.sha256[:10]}"
+        return url + "&s=thumb" if style == "thumb" else url
 
     qr = None
     if campaign is not None:
         qr = {
-            "url": f"{public_base_url.rstrip('/')}/c/{campaign.slug}",
+            "url": upload_url(public_base_url, campaign),
             "image": f"{base}/qr.svg",
-            "text": translations.gettext("Add your photo"),
+            "text": gettext("Add your photo"),
         }
     document = feed_document(
         event=event,
         campaign=campaign,
-        slides=slides,
+        slides=[],
         lang=lang,
         direction=i18n.direction(lang),
         image_url=image_url,
-        gettext=translations.gettext,
+        gettext=gettext,
         qr=qr,
         logo_url=f"{base}/logo" if settings.get("logo") else None,
+        with_version=False,
     )
+    fragments = []
+    digests = hashlib.blake2b(digest_size=8)
+    for slide in slides:
+        if slide.fragment is None:
+            item = feed_item(slide, settings["captions"], image_url=image_url, gettext=gettext)
+            slide.fragment = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+            slide.digest = hashlib.blake2b(slide.fragment.encode(), digest_size=8).digest()
+        fragments.append(slide.fragment)
+        digests.update(slide.digest)
+    # Serialized once, items from their cached fragments; the version covers the document
+    # and, through their digests, every item in order.
+    document.pop("items")
     raw = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    version = hashlib.blake2b(raw.encode() + digests.digest(), digest_size=8).hexdigest()
+    raw = raw[:-1] + ',"items":[' + ",".join(fragments) + "]}"
     return FeedBody(
-        version=document["version"],
-        head=raw[:-1],
-        item_ids=frozenset(s.id for s in slides),
+        version=version,
+        head='{"version":"' + version + '",' + raw[1:-1],
     )

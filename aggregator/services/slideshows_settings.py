@@ -57,16 +57,19 @@ def effective_settings(event: Event) -> dict[str, Any]:
     merged = {**SETTING_DEFAULTS, **(event.settings or {})}
     merged["intro"] = _slide_text(merged.get("intro"))
     merged["closing"] = _slide_text(merged.get("closing"))
-    filters = merged.get("filters") if isinstance(merged.get("filters"), dict) else {}
+    raw_filters = merged.get("filters")
+    filters: dict[str, Any] = raw_filters if isinstance(raw_filters, dict) else {}
     merged["filters"] = {key: filters.get(key) for key in FILTER_KEYS}
     if merged.get("order") not in ORDERS:
         merged["order"] = SETTING_DEFAULTS["order"]
     if merged.get("transition") not in TRANSITIONS:
         merged["transition"] = "crossfade"
     captions = merged.get("captions")
-    merged["captions"] = [c for c in captions if c in CAPTION_FIELDS] if isinstance(
-        captions, list
-    ) else list(SETTING_DEFAULTS["captions"])
+    merged["captions"] = (
+        [c for c in captions if c in CAPTION_FIELDS]
+        if isinstance(captions, list)
+        else list(SETTING_DEFAULTS["captions"])
+    )
     return merged
 
 
@@ -155,9 +158,7 @@ def parse_settings_form(
         raise InvalidInput(N_("Please choose one of the languages."), field="language")
     date_from, date_to = _date(form, "date_from"), _date(form, "date_to")
     if date_from and date_to and date_to < date_from:
-        raise InvalidInput(
-            N_("The end date must not be before the start date."), field="date_to"
-        )
+        raise InvalidInput(N_("The end date must not be before the start date."), field="date_to")
     languages = _many(form, "filter_languages")
     if any(len(code) > 20 for code in languages):
         raise InvalidInput(

@@ -9,11 +9,14 @@ then names the staged photos by token. Rows and files never claimed are removed 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import delete
+from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
 from aggregator.errors import AggregatorError
@@ -24,7 +27,28 @@ from aggregator.services.uploads_problems import MESSAGES, Problem
 from aggregator.services.users import hash_token
 
 STAGE_TTL: Final = timedelta(hours=1)
-_SUFFIXES: Final = {"image/jpeg": ".jpg", "image/webp": ".webp", "image/png": ".png"}
+SUFFIXES: Final = {"image/jpeg": ".jpg", "image/webp": ".webp", "image/png": ".png"}
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+@contextmanager
+def write_lock(session: Session) -> Iterator[None]:
+    """On SQLite, one upload write transaction at a time per process.
+
+    SQLite has a single writer; waiting writers sleep in its busy handler with a backoff of
+    up to 100 ms per try, which under 32 concurrent uploads cost seconds. Queuing on a lock
+    wakes the next writer the moment the last one commits. PostgreSQL needs nothing.
+    """
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _GUARD:
+        lock = _WRITE_LOCKS.setdefault(engine, threading.Lock())
+    with lock:
+        yield
 
 
 def owner_of(csrf_token: str) -> str:
@@ -47,7 +71,7 @@ def stage_photo(
     sweep_staged(session=session, storage=storage, now=now, limit=50)
     derivatives = {
         style: {
-            "key": storage.put(d.data, suffix=_SUFFIXES.get(d.content_type, ".jpg")),
+            "key": storage.put(d.data, suffix=SUFFIXES.get(d.content_type, ".jpg")),
             "width": d.width,
             "height": d.height,
             "content_type": d.content_type,
@@ -68,8 +92,9 @@ def stage_photo(
         created_at=now,
         expires_at=now + STAGE_TTL,
     )
-    session.add(row)
-    session.commit()
+    with write_lock(session):
+        session.add(row)
+        session.commit()
     return row
 
 
@@ -128,9 +153,14 @@ def _reload(storage: Storage, row: StagedPhoto) -> ProcessedImage | None:
     )
 
 
-def delete_files(storage: Storage, rows: Sequence[StagedPhoto]) -> None:
+def delete_files(
+    storage: Storage, rows: Sequence[StagedPhoto], *, keep: frozenset[str] | set[str] = frozenset()
+) -> None:
+    """Delete the staged photos' files, except the keys in ``keep``."""
     for row in rows:
         for info in row.derivatives.values():
+            if info["key"] in keep:
+                continue
             try:
                 storage.delete(info["key"])
             except AggregatorError:
@@ -146,10 +176,12 @@ def sweep_staged(
     rows = session.exec(
         select(StagedPhoto).where(col(StagedPhoto.expires_at) <= now).limit(limit)
     ).all()
+    session.commit()  # end the read: the caller's next write must start its own transaction
     if not rows:
         return 0
     ids = [row.id for row in rows]
-    session.execute(delete(StagedPhoto).where(col(StagedPhoto.id).in_(ids)))
-    session.commit()
+    with write_lock(session):
+        session.execute(delete(StagedPhoto).where(col(StagedPhoto.id).in_(ids)))
+        session.commit()
     delete_files(storage, rows)  # after the commit: a crash leaves orphans, never dangling rows
     return len(rows)

@@ -77,7 +77,9 @@ class RequestContextMiddleware:
         enabled = self.settings.languages
         chosen = _query_lang(scope)
         set_lang = chosen if chosen in enabled else None
-        lang = set_lang or (cookies.get(LANG_COOKIE) if cookies.get(LANG_COOKIE) in enabled else None)
+        lang = set_lang or (
+            cookies.get(LANG_COOKIE) if cookies.get(LANG_COOKIE) in enabled else None
+        )
         if lang is None:
             lang = i18n.negotiate(
                 _header(scope, b"accept-language"), enabled, self.settings.default_language

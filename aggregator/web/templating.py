@@ -21,7 +21,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def templates_dir() -> Path:
-    """Templates ship inside the wheel (aggregator/templates); a checkout keeps them at top level."""
+    """Templates ship in the wheel (aggregator/templates); a checkout keeps them at top level."""
     packaged = PACKAGE_DIR / "templates"
     return packaged if packaged.is_dir() else PACKAGE_DIR.parent / "templates"
 

@@ -114,16 +114,27 @@
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var data = new FormData(form);
-      if (event.submitter && event.submitter.name) { data.set(event.submitter.name, event.submitter.value); }
-      fetch(form.action, {
+      var submitter = event.submitter;
+      if (submitter && submitter.name) { data.set(submitter.name, submitter.value); }
+      // Without fetch's answer, send the plain form (with the pressed button's value).
+      var fallback = function () {
+        if (submitter && submitter.name) {
+          var hidden = document.createElement("input");
+          hidden.type = "hidden"; hidden.name = submitter.name; hidden.value = submitter.value;
+          form.appendChild(hidden);
+        }
+        HTMLFormElement.prototype.submit.call(form);
+      };
+      // form.action would be the input named "action": read the attribute.
+      fetch(form.getAttribute("action"), {
         method: "POST",
         body: new URLSearchParams(data),
         credentials: "same-origin",
         headers: { Accept: "application/json", "X-CSRF-Token": control.dataset.csrf }
       })
         .then(function (res) { return res.ok ? res.json() : null; })
-        .then(function (result) { if (result) { showState(result.control); } else { form.submit(); } })
-        .catch(function () { form.submit(); });
+        .then(function (result) { if (result) { showState(result.control); } else { fallback(); } })
+        .catch(fallback);
     });
   });
 

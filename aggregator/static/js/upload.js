@@ -23,6 +23,7 @@
     var list = form.querySelector("#photo-list");
     var template = document.getElementById("upload-item-template");
     var status = form.querySelector("#form-status");
+    var announcer = form.querySelector("#upload-announcer");
     var dropzone = form.querySelector("#dropzone");
     var csrf = form.querySelector("input[name=csrf_token]").value;
     var maxFiles = parseInt(form.dataset.maxFiles, 10);
@@ -39,6 +40,9 @@
       li.classList.add("is-" + state);
       li.querySelector(".photo-status").textContent = text;
       li.querySelector(".retry-button").hidden = !retryable;
+      if (state === "failed") li.querySelector(".photo-progress").hidden = true;
+      /* One calm announcement per photo for screen readers, not one per percent. */
+      if (state !== "uploading") announcer.textContent = li._file ? li._file.name + ": " + text : text;
     }
 
     function finished() {
@@ -98,7 +102,7 @@
       hidden.type = "hidden";
       hidden.name = "staged";
       hidden.value = body.id;
-      li.querySelector(".photo-body").appendChild(hidden);
+      li.appendChild(hidden);
       li.querySelector(".alt-input").name = "alt:" + body.id;
       var img = li.querySelector(".photo-preview img");
       if (img.hidden && body.thumb) { img.src = body.thumb; img.hidden = false; }
@@ -130,7 +134,6 @@
       list.appendChild(li);
       wire(li);
       if (file.size > maxBytes) {
-        li.querySelector(".photo-progress").hidden = true;
         setState(li, "failed", msg.msgTooLarge, false);
         return;
       }

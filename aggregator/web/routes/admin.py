@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from aggregator.config import LANGUAGE_CODES
 from aggregator.deps import SessionDep
 from aggregator.errors import InvalidInput, NotFound
+from aggregator.i18n import N_
 from aggregator.media.storage import PRIVATE_CACHE
 from aggregator.models import CONSENT_SCOPES, AuditEntry, Campaign, ModerationMode, RuleKind, User
 from aggregator.services import dashboard
@@ -39,6 +40,62 @@ async def form_data(request: Request) -> dict[str, str]:
 
 
 FormData = Annotated[dict[str, str], Depends(form_data)]
+
+
+# Validation messages raised by services (plain English constants there), listed here so the
+# moderation catalog carries their translations; translate_errors() looks them up.
+MESSAGES = (
+    N_("Use the form YYYY-MM-DD HH:MM."),
+    N_("Use lower-case letters, digits and dashes (up to 63)."),
+    N_("This text is too long."),
+    N_("The campaign needs a name."),
+    N_("Hashtags may use letters, digits and _ only, separated by spaces."),
+    N_("Give at least one hashtag."),
+    N_("Choose at least one language."),
+    N_("Uploads must close after they open."),
+    N_("Choose a moderation mode."),
+    N_("A campaign with this short name exists."),
+    N_("Write a server name such as example.social."),
+    N_("A rule needs a value."),
+    N_("Use the numbers of this campaign's sources."),
+    N_("This rule exists already."),
+    N_("The interval must be between 30 s and one day."),
+    N_("Choose a campaign."),
+    N_("Choose a kind of source."),
+    N_("This kind of source needs a URL."),
+    N_("The URL must start with http:// or https://."),
+    N_("A Telegram bot needs its token."),
+    N_("Choose a role."),
+    N_("This is not an e-mail address."),
+    N_("There is an account for this address already."),
+    N_("You cannot change your own role."),
+    N_("You cannot deactivate your own account."),
+    N_("You cannot send yourself a new invitation link."),
+    N_("Your account may not open this page."),
+    N_("Only administrators may open this page."),
+    N_("Please log in."),
+    N_("There is no such campaign."),
+    N_("There is no such source."),
+    N_("There is no such account."),
+    N_("There is no such item."),
+    N_("Another moderator is looking at this item right now."),
+    N_("This flagged item needs the approval of a second moderator."),
+    N_("Select at least one item."),
+    N_("Filters take whole numbers."),
+    N_("The e-mail address or the password is not right."),
+    N_("The e-mail address or password is too long."),
+    N_("Please use at most 200 characters."),
+    N_("The password needs between 10 and 1024 characters."),
+    N_("The two passwords are not the same."),
+    N_("This invitation does not exist or has expired. Ask for a new one."),
+    N_("Too many attempts. Please wait a few minutes and try again."),
+    N_("There is no such action."),
+    N_("A rejected item cannot be pinned."),
+    N_("This item has no image to rotate."),
+    N_("Rotate by 90, 180 or 270 degrees."),
+    N_("Select at most 500 items at once."),
+    N_("The action must be approve or reject."),
+)
 
 
 def translate_errors(request: Request, errors: dict[str, str]) -> dict[str, str]:

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from aggregator.deps import SessionDep
 from aggregator.errors import InvalidInput, NotFound
 from aggregator.models import AuditEntry, Campaign, Source, User
-from aggregator.services.campaign_admin import split_tags
+from aggregator.services.campaign_admin import BAD_TAG, split_tags
 from aggregator.services.campaigns import SOURCE_KINDS, create_source, normalize_hashtag
 from aggregator.services.dashboard import source_health
 from aggregator.web.auth import AdminUser
@@ -98,14 +98,16 @@ def _values_of(source: Source) -> dict[str, Any]:
 def _parse(data: dict[str, str], errors: dict[str, str]) -> tuple[dict[str, Any], int]:
     """Config and interval from the form (create_source checks per-kind requirements)."""
     config: dict[str, Any] = {
-        key: data.get(key, "").strip() for key in (*PLAIN_KEYS, *SECRET_KEYS) if data.get(key, "").strip()
+        key: data.get(key, "").strip()
+        for key in (*PLAIN_KEYS, *SECRET_KEYS)
+        if data.get(key, "").strip()
     }
     tags = []
     for tag in split_tags(data.get("hashtags", "")):
         try:
             tags.append(normalize_hashtag(tag))
         except InvalidInput:
-            errors["hashtags"] = f"Not a hashtag: {tag}"
+            errors["hashtags"] = BAD_TAG
     if tags:
         config["hashtags"] = tags
     raw = data.get("interval", "300").strip()
@@ -119,7 +121,11 @@ def _parse(data: dict[str, str], errors: dict[str, str]) -> tuple[dict[str, Any]
 def source_new(request: Request, session: SessionDep, user: AdminUser) -> Response:
     """An empty source form."""
     campaign = request.query_params.get("campaign", "")
-    values = {"kind": "mastodon", "interval": 300, "campaign_id": int(campaign) if campaign.isdigit() else None}
+    values = {
+        "kind": "mastodon",
+        "interval": 300,
+        "campaign_id": int(campaign) if campaign.isdigit() else None,
+    }
     return _form_page(request, session, None, values, {})
 
 
@@ -134,6 +140,15 @@ def source_create(
     campaign = session.get(Campaign, int(campaign_id)) if campaign_id.isdigit() else None
     if campaign is None:
         errors["campaign_id"] = "Choose a campaign."
+    kind = data.get("kind", "")
+    if kind not in SOURCE_KINDS:
+        errors["kind"] = "Choose a kind of source."
+    if kind in ("mastodon", "rss") and not config.get("url"):
+        errors["url"] = "This kind of source needs a URL."
+    elif config.get("url") and not str(config["url"]).startswith(("http://", "https://")):
+        errors["url"] = "The URL must start with http:// or https://."
+    if kind == "telegram" and not config.get("token"):
+        errors["token"] = "A Telegram bot needs its token."
     values = {k: v for k, v in data.items() if k not in SECRET_KEYS}
     if errors or campaign is None:
         return _form_page(request, session, None, values, errors, 422)

@@ -20,7 +20,7 @@ from aggregator.deps import SessionDep
 from aggregator.errors import Conflict, InvalidInput, NotFound
 from aggregator.models import AuditEntry, Event, EventHost, Role, User, utcnow
 from aggregator.services.moderation_queue import release_claims
-from aggregator.services.users import INVITE_DAYS, create_user, hash_token
+from aggregator.services.users import EMAIL_RE, INVITE_DAYS, create_user, hash_token
 from aggregator.web.auth import AdminUser, end_user_sessions
 from aggregator.web.csrf import require_csrf_form
 from aggregator.web.routes.admin import NO_STORE, FormData, translate_errors
@@ -99,6 +99,13 @@ def user_invite(
         return _page(
             request, session, errors={"role": "Choose a role."}, values=data, status_code=422
         )
+    errors: dict[str, str] = {}
+    if not EMAIL_RE.match(email.lower()):
+        errors["email"] = "This is not an e-mail address."
+    elif session.exec(select(User).where(User.email == email.lower())).first():
+        errors["email"] = "There is an account for this address already."
+    if errors:
+        return _page(request, session, errors=errors, values=data, status_code=422)
     try:
         invited, token = create_user(session=session, email=email, role=Role(role))
     except InvalidInput as exc:
@@ -164,7 +171,7 @@ def user_reinvite(
     """A fresh invitation link (also a password reset: the old password stops working)."""
     target = _target(session, user_id)
     if target.id == user.id:
-        raise Conflict("Use your own invitation link only from another admin.")
+        raise Conflict("You cannot send yourself a new invitation link.")
     token = secrets.token_urlsafe(32)
     target.invite_token_hash = hash_token(token)
     target.invite_expires_at = utcnow() + timedelta(days=INVITE_DAYS)

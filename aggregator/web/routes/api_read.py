@@ -26,7 +26,6 @@ from aggregator.services.gallery import (
     MAX_PAGE_SIZE,
     Links,
     PublicItem,
-    latest_posted_at,
     parse_filters,
     public_campaigns,
     public_items,
@@ -316,7 +315,8 @@ def feed(request: Request, session: SessionDep, slug: str) -> Response:
         campaign,
         page.items,
         public_links(request),
-        updated=latest_posted_at(session=session, campaign=campaign) or campaign.created_at,
+        # Items come newest first, so the first one is the feed's latest change.
+        updated=page.items[0].posted_at if page.items else campaign.created_at,
     )
     return cached_response(request, body, "application/atom+xml; charset=utf-8")
 

@@ -15,16 +15,15 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from aggregator.deps import SessionDep, SettingsDep
+from aggregator.deps import SettingsDep
 from aggregator.errors import AggregatorError, TooManyRequests
 from aggregator.media import ProcessedImage
 from aggregator.models import CONSENT_SCOPES
 from aggregator.services import uploads as up
-from aggregator.services.campaigns import get_campaign
 from aggregator.services.ingest import IncomingImage
 from aggregator.services.uploads_stream import receive_form
 from aggregator.web.auth import client_ip
-from aggregator.web.routes.participate import ProcessorDep, in_thread, upload_limiter
+from aggregator.web.routes.participate import ProcessorDep, in_session, upload_limiter
 
 router = APIRouter(prefix="/api/v1", tags=["uploads"])
 
@@ -139,17 +138,13 @@ def _error(
     },
 )
 async def create_submission(
-    slug: str,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    processor: ProcessorDep,
+    slug: str, request: Request, settings: SettingsDep, processor: ProcessorDep
 ) -> Response:
     """Store one submission of 1–10 photos; refuses all of it if any photo is refused."""
     try:
-        campaign = await in_thread(get_campaign, session=session, slug=slug)
-        up.check_window(campaign)
-        await in_thread(up.count_upload, session=session, settings=settings, ip=client_ip(request))
+        campaign = await in_session(
+            request, up.open_upload, settings=settings, slug=slug, ip=client_ip(request)
+        )
         form = await receive_form(
             request.headers,
             request.stream(),
@@ -179,9 +174,9 @@ async def create_submission(
         IncomingImage(image, up.clean_alt(alts[i]) if i < len(alts) else "")
         for i, image in enumerate(r for r in results if isinstance(r, ProcessedImage))
     ]
-    result = await in_thread(
+    result = await in_session(
+        request,
         up.store_submission,
-        session=session,
         storage=request.app.state.storage,
         settings=settings,
         campaign=campaign,

@@ -18,6 +18,7 @@ from aggregator.config import Settings
 from aggregator.deps import SessionDep
 from aggregator.errors import InvalidInput, NotFound
 from aggregator.models import AuditEntry, Role, User, utcnow
+from aggregator.services.moderation_queue import release_claims
 from aggregator.services.ratelimit import hit
 from aggregator.services.users import (
     check_password_strength,
@@ -25,7 +26,7 @@ from aggregator.services.users import (
     hash_token,
     verify_password,
 )
-from aggregator.web.auth import OptionalUser, client_ip, end_session, start_session
+from aggregator.web.auth import OptionalUser, client_ip, end_session, load_user, start_session
 from aggregator.web.csrf import require_csrf_form
 from aggregator.web.templating import gettext, render
 
@@ -113,7 +114,10 @@ def login_submit(
 
 @router.post("/logout", name="logout")
 def logout(request: Request, session: SessionDep, _csrf: CsrfChecked) -> Response:
-    """End the session server-side and clear the cookie."""
+    """End the session server-side, give back the queue items it held, clear the cookie."""
+    user = load_user(request, session)
+    if user is not None and user.id is not None:
+        release_claims(session, user_id=user.id)
     response = RedirectResponse("/login", status_code=303)
     end_session(session=session, request=request, response=response)
     return response

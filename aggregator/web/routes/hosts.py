@@ -89,7 +89,9 @@ def _campaigns(session: Session) -> list[Campaign]:
 def event_new(request: Request, session: SessionDep, user: ModeratorUser) -> Response:
     """The new-event form."""
     return render(
-        request, "hosts/event_new.html", {"campaigns": _campaigns(session), "form": {}},
+        request,
+        "hosts/event_new.html",
+        {"campaigns": _campaigns(session), "form": {}},
         headers=HEADERS,
     )
 
@@ -148,7 +150,8 @@ def event_context(session: Session, request: Request, user: User, event: Event) 
         .limit(10)
     ).all()
     hosts = session.exec(
-        select(User).join(EventHost, col(EventHost.user_id) == col(User.id))
+        select(User)
+        .join(EventHost, col(EventHost.user_id) == col(User.id))
         .where(EventHost.event_id == event.id)
     ).all()
     campaigns = _campaigns(session)
@@ -161,14 +164,17 @@ def event_context(session: Session, request: Request, user: User, event: Event) 
             select(Source).where(Source.campaign_id == event.campaign_id)
         ).all(),
         "show": show,
-        "links": [(link, share_url(settings.public_base_url, link), _link_state(link))
-                  for link in links],
+        "links": [
+            (link, share_url(settings.public_base_url, link), _link_state(link)) for link in links
+        ],
         "jobs": jobs,
         "hosts": hosts,
         "is_admin": Role(user.role) == Role.admin,
         "labels": {
-            "order": ORDER_LABELS, "transition": TRANSITION_LABELS,
-            "captions": CAPTION_LABELS, "theme": THEME_LABELS,
+            "order": ORDER_LABELS,
+            "transition": TRANSITION_LABELS,
+            "captions": CAPTION_LABELS,
+            "theme": THEME_LABELS,
         },
         "language_choices": [(c, LANGUAGE_NAMES[c]) for c in LANGUAGE_CODES],
         "saved": request.query_params.get("saved") == "1",
@@ -188,7 +194,9 @@ def event_page(event_id: int, request: Request, session: SessionDep, user: HostU
     """Settings, share links, exports and hosts of one event."""
     event = event_for(session, user, event_id)
     return render(
-        request, "hosts/event.html", event_context(session, request, user, event),
+        request,
+        "hosts/event.html",
+        event_context(session, request, user, event),
         headers=HEADERS,
     )
 
@@ -257,9 +265,6 @@ def event_save(
     event.settings = new
     session.add(event)
     session.commit()
-    cache = getattr(request.app.state, "slideshow_feed_cache", None)
-    if cache is not None:
-        cache.clear()  # screens see the new settings on their next check
     return _see_other(f"/admin/events/{event.id}?saved=1")
 
 
@@ -298,8 +303,9 @@ def link_create(
         raise InvalidInput(N_("Please enter a number of days from 0 to 366."), field="days")
     expires = utcnow() + timedelta(days=int(days)) if int(days) else None
     session.add(
-        ShareLink(event_id=event.id, token=new_share_token(), layout=layout,  # type: ignore[arg-type]
-                  expires_at=expires)
+        ShareLink(
+            event_id=event.id or 0, token=new_share_token(), layout=layout, expires_at=expires
+        )
     )
     session.commit()
     return _see_other(f"/admin/events/{event.id}#links")

@@ -57,19 +57,22 @@ def control_data(session: Session, request: Request, event: Event) -> dict[str, 
     screens = []
     for screen in event_screens(session=session, event_id=event.id or 0):
         slide = by_id.get(screen.showing or "")
-        screens.append({
-            "id": screen.id,
-            "label": screen.label,
-            "layout": screen.layout,
-            "showing": screen.showing,
-            "showing_name": slide.name if slide else "",
-            "thumb": _thumb(request, slide) if slide else None,
-            "last_seen_at": screen.last_seen_at.isoformat(),
-            "connected": screen.connected,
-        })
+        screens.append(
+            {
+                "id": screen.id,
+                "label": screen.label,
+                "layout": screen.layout,
+                "showing": screen.showing,
+                "showing_name": slide.name if slide else "",
+                "thumb": _thumb(request, slide) if slide else None,
+                "last_seen_at": screen.last_seen_at.isoformat(),
+                "connected": screen.connected,
+            }
+        )
     pinned = [
         {"id": s.id, "name": s.name, "city": s.city, "thumb": _thumb(request, s)}
-        for s in slides if s.pinned
+        for s in slides
+        if s.pinned
     ][:PINNED_LIMIT]
     return {
         "control": control_state(event),
@@ -80,9 +83,7 @@ def control_data(session: Session, request: Request, event: Event) -> dict[str, 
 
 
 @router.get("/admin/events/{event_id}/control", name="host_control")
-def control_page(
-    event_id: int, request: Request, session: SessionDep, user: HostUser
-) -> Response:
+def control_page(event_id: int, request: Request, session: SessionDep, user: HostUser) -> Response:
     """The host's remote control for every screen of the event."""
     event = event_for(session, user, event_id)
     return render(
@@ -94,9 +95,7 @@ def control_page(
 
 
 @router.get("/admin/events/{event_id}/control.json", name="host_control_json")
-def control_json(
-    event_id: int, request: Request, session: SessionDep, user: HostUser
-) -> Response:
+def control_json(event_id: int, request: Request, session: SessionDep, user: HostUser) -> Response:
     """The same data as the control page, for its periodic refresh."""
     event = event_for(session, user, event_id)
     return JSONResponse(control_data(session, request, event), headers=HEADERS)
@@ -137,8 +136,12 @@ def export_start(
         raise NotFound("There is no such export.")
     state = request.app.state
     job = start_export_job(
-        session=session, engine=state.engine, storage=state.storage, settings=state.settings,
-        event=event, fmt=format,
+        session=session,
+        engine=state.engine,
+        storage=state.storage,
+        settings=state.settings,
+        event=event,
+        fmt=format,
     )
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse(_job_json(request, job), status_code=202, headers=HEADERS)
@@ -195,6 +198,8 @@ def export_download(
     suffix = EXTENSIONS[job.format]
     filename = f"event-{event.id}-{job.format}{suffix}"
     return FileResponse(
-        path, media_type=MEDIA_TYPES[suffix], filename=filename, headers=HEADERS,
+        path,
+        media_type=MEDIA_TYPES[suffix],
+        filename=filename,
+        headers=HEADERS,
     )
-

@@ -30,6 +30,12 @@ ACTIONS = ("approve", "reject", "undo", "remove", "pin", "unpin")
 QUEUE_HEADERS = {"Cache-Control": PRIVATE_CACHE}
 
 
+def media_prefix(request: Request) -> str:
+    """The path of the media route up to the key, resolved once per page, not per image."""
+    sample = "00/" + "0" * 30 + ".jpg"
+    return str(request.app.url_path_for("media", key=sample))[: -len(sample)]
+
+
 def _int_or_none(value: str | None) -> int | None:
     if value is None or value.strip() == "":
         return None
@@ -63,17 +69,21 @@ def queue(
         after=_int_or_none(after),
         before=_int_or_none(before),
     )
-    page = moderation_queue.queue_page(session, user_id=int(user.id or 0), filters=filters)
+    choices = moderation_queue.filter_choices(session)
+    page = moderation_queue.queue_page(
+        session, user_id=int(user.id or 0), filters=filters, sources=choices["source_rows"]
+    )
     return render(
         request,
         "moderation/queue.html",
         {
             "page": page,
             "filters": filters,
-            "choices": moderation_queue.filter_choices(session),
+            "choices": choices,
             "statuses": [s.value for s in SubmissionStatus],
             "flag_filters": moderation_queue.FLAG_FILTERS,
             "here": str(request.url.path) + ("?" + request.url.query if request.url.query else ""),
+            "media": media_prefix(request),
         },
         headers=QUEUE_HEADERS,
     )

@@ -7,7 +7,6 @@ for the two upload paths (per-photo staging with JavaScript, one plain form with
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -58,13 +57,24 @@ def upload_limiter(request: Request) -> anyio.CapacityLimiter:
     state = request.app.state
     limiter = getattr(state, "upload_limiter", None)
     if limiter is None:
+        up.tune_allocator()
         limiter = state.upload_limiter = anyio.CapacityLimiter(up.PROCESSING_CONCURRENCY)
     return limiter
 
 
-async def in_thread(fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run blocking (database, disk) work off the event loop."""
-    return await anyio.to_thread.run_sync(functools.partial(fn, **kwargs))
+async def in_session(request: Request, fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run ``fn(session=..., **kwargs)`` in a worker thread with its own short session.
+
+    An upload takes seconds; holding a pooled connection (and on SQLite a read snapshot)
+    across it would starve the pool under many uploads, so each database step gets its own.
+    """
+    engine = request.app.state.engine
+
+    def call() -> T:
+        with Session(engine, expire_on_commit=False) as session:
+            return fn(session=session, **kwargs)
+
+    return await anyio.to_thread.run_sync(call)
 
 
 def check_same_origin(request: Request) -> None:
@@ -167,21 +177,20 @@ def _retry_headers(exc: AggregatorError) -> dict[str, str]:
 
 @router.post("/c/{slug}/photos", name="stage_photo", include_in_schema=False)
 async def stage_photo(
-    slug: str,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    processor: ProcessorDep,
+    slug: str, request: Request, settings: SettingsDep, processor: ProcessorDep
 ) -> Response:
     """One photo sent by the page's script: processed and kept for the form (JSON answer)."""
     lang = request.state.lang
     try:
-        campaign = await in_thread(get_campaign, session=session, slug=slug)
         check_same_origin(request)
         check_csrf(request, None)
-        up.check_window(campaign)
-        await in_thread(
-            up.count_upload, session=session, settings=settings, ip=client_ip(request), photo=True
+        campaign = await in_session(
+            request,
+            up.open_upload,
+            settings=settings,
+            slug=slug,
+            ip=client_ip(request),
+            photo=True,
         )
         with await receive_form(
             request.headers, request.stream(), max_file_bytes=settings.upload_max_bytes, max_files=1
@@ -191,9 +200,9 @@ async def stage_photo(
             [result] = await up.process_files(form.files, processor, upload_limiter(request))
         if isinstance(result, up.Problem):
             raise up.SubmissionRefused([result])
-        row = await in_thread(
+        row = await in_session(
+            request,
             up.stage_photo,
-            session=session,
             storage=request.app.state.storage,
             campaign=campaign,
             owner=up.owner_of(request.state.csrf_token),
@@ -234,24 +243,18 @@ def _multi(form: ReceivedForm) -> dict[str, list[str]]:
 
 @router.post("/c/{slug}/submit", name="submit_photos", include_in_schema=False)
 async def submit_photos(
-    slug: str,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    processor: ProcessorDep,
+    slug: str, request: Request, settings: SettingsDep, processor: ProcessorDep
 ) -> Response:
     """The form: staged photos (script) or the photos themselves (no script) → the queue."""
-    campaign = await in_thread(get_campaign, session=session, slug=slug)
-    storage = request.app.state.storage
-    owner = up.owner_of(request.state.csrf_token)
 
     def before_files(form: ReceivedForm) -> None:
         check_csrf(request, form.get("csrf_token") or None)
 
     try:
         check_same_origin(request)
-        up.check_window(campaign)
-        await in_thread(up.count_upload, session=session, settings=settings, ip=client_ip(request))
+        campaign = await in_session(
+            request, up.open_upload, settings=settings, slug=slug, ip=client_ip(request)
+        )
         form = await receive_form(
             request.headers,
             request.stream(),
@@ -260,37 +263,36 @@ async def submit_photos(
             before_files=before_files,
         )
     except AggregatorError as exc:
+        if exc.status_code == 404:
+            raise
         problem = up.problem_for(exc)
         return campaign_page_response(
             request,
-            campaign,
+            await in_session(request, get_campaign, slug=slug),
             status=problem.status,
             problems=[problem],
             headers=_retry_headers(exc),
         )
     with form:
-        return await _finish_submission(
-            request, session, settings, processor, campaign, form, storage, owner
-        )
+        return await _finish_submission(request, settings, processor, campaign, form)
 
 
 async def _finish_submission(
     request: Request,
-    session: Session,
     settings: Settings,
     processor: up.Processor,
     campaign: Campaign,
     form: ReceivedForm,
-    storage: Any,
-    owner: str,
 ) -> Response:
+    storage = request.app.state.storage
+    owner = up.owner_of(request.state.csrf_token)
     languages = [*campaign.languages, *settings.languages]
     fields, problems = up.read_fields(
         _multi(form), languages=languages, default_language=request.state.lang
     )
-    staged, staged_problems = await in_thread(
+    staged, staged_problems = await in_session(
+        request,
         up.load_staged,
-        session=session,
         storage=storage,
         campaign=campaign,
         owner=owner,
@@ -318,9 +320,9 @@ async def _finish_submission(
         if not file_problems and processed and not robot:
             # Keep good photos of a form refused for a missing tick: nobody chooses them twice.
             rows += [
-                await in_thread(
+                await in_session(
+                    request,
                     up.stage_photo,
-                    session=session,
                     storage=storage,
                     campaign=campaign,
                     owner=owner,
@@ -343,9 +345,9 @@ async def _finish_submission(
         for row, image in staged
     ]
     images += [IncomingImage(image, shared_alt) for image in processed]
-    result = await in_thread(
+    result = await in_session(
+        request,
         up.store_submission,
-        session=session,
         storage=storage,
         settings=settings,
         campaign=campaign,

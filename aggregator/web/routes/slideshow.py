@@ -128,10 +128,12 @@ async def show_events(token: str, request: Request) -> Response:
     if first is None:
         raise NotFound("This display link does not exist or has been withdrawn.")
 
+    initial: dict[str, Any] = first
+
     async def events() -> AsyncIterator[str]:
-        state: dict[str, Any] | None = first
+        state: dict[str, Any] | None = initial
         yield "retry: 3000\n\n"
-        yield _sse("state", state)
+        yield _sse("state", initial)
         last, last_sent, ends = state, time.monotonic(), time.monotonic() + STREAM_LIFETIME
         while time.monotonic() < ends:
             await anyio.sleep(STREAM_CHECK)
@@ -204,9 +206,7 @@ class Heartbeat(BaseModel):
 
 
 @router.post("/show/{token}/heartbeat", name="show_heartbeat", include_in_schema=False)
-def show_heartbeat(
-    token: str, beat: Heartbeat, request: Request, session: SessionDep
-) -> Response:
+def show_heartbeat(token: str, beat: Heartbeat, request: Request, session: SessionDep) -> Response:
     """Record the screen's heartbeat (CSRF header required); 204."""
     check_csrf(request, None)
     live = _live(request, session, token)
@@ -218,4 +218,3 @@ def show_heartbeat(
         label=beat.label,
     )
     return Response(status_code=204, headers=PRIVATE_HEADERS)
-
