@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
 from aggregator import __version__
 from aggregator.config import Settings
 from aggregator.db import make_engine
 from aggregator.media.storage import LocalStorage
+from aggregator.web.auth import optional_user
 from aggregator.web.errors import install_error_handlers
 from aggregator.web.middleware import RequestContextMiddleware
 from aggregator.web.routes import ALL_ROUTERS
@@ -60,6 +61,9 @@ def create_app(settings: Settings, *, start_scheduler: bool | None = None) -> Fa
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
+        # Every page knows its signed-in user (for the staff links in the header); without a
+        # session cookie this costs nothing.
+        dependencies=[Depends(optional_user)],
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.effective_database_url)

@@ -38,10 +38,12 @@ from aggregator.models import (
     MediaAsset,
     Origin,
     Source,
+    StagedPhoto,
     Submission,
     SubmissionStatus,
     utcnow,
 )
+from aggregator.services.alerts import notify_waiting
 from aggregator.services.campaigns import localized
 from aggregator.services.ingest import (
     MAX_IMAGES_PER_POST,
@@ -50,7 +52,9 @@ from aggregator.services.ingest import (
     ingest_page,
     media_limits,
 )
+from aggregator.services.ratelimit import purge_expired
 from aggregator.services.takedown import withdraw
+from aggregator.services.uploads_staging import sweep_staged
 
 log = logging.getLogger(__name__)
 
@@ -430,10 +434,13 @@ def _withdraw_upstream(ctx: JobContext, submission_id: int, kind: str) -> None:
 
 
 def referenced_media(engine: Engine) -> set[str]:
-    """Every storage key a committed row refers to (images and finished exports)."""
+    """Every storage key a committed row refers to (images, staged uploads, exports)."""
     with Session(engine) as session:
-        rows = session.exec(select(MediaAsset.keys)).all()
-        keys = {key for styles in rows for key in styles.values()}
+        keys = {
+            k for styles in session.exec(select(MediaAsset.keys)).all() for k in styles.values()
+        }
+        for derivatives in session.exec(select(StagedPhoto.derivatives)).all():
+            keys.update(str(info["key"]) for info in derivatives.values())
         keys.update(k for k in session.exec(select(ExportJob.storage_key)).all() if k is not None)
     return keys
 
@@ -443,6 +450,19 @@ def sweep_media(ctx: JobContext, *, older_than_seconds: float = SWEEP_AGE_SECOND
     return sweep_orphans(
         ctx.storage, referenced=referenced_media(ctx.engine), older_than_seconds=older_than_seconds
     )
+
+
+def housekeeping(ctx: JobContext) -> None:
+    """Hourly: expired staged uploads, old rate-limit counters, then orphaned files."""
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        sweep_staged(session=session, storage=ctx.storage)
+        purge_expired(session)
+    sweep_media(ctx)
+
+
+async def send_alerts(ctx: JobContext) -> None:
+    """Every minute: tell moderators when items have waited too long (if configured)."""
+    await notify_waiting(ctx.settings, ctx.engine, http=ctx.api_http)
 
 
 async def collect_once(

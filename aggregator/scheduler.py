@@ -24,10 +24,11 @@ from aggregator.config import Settings
 from aggregator.db import is_sqlite, make_engine
 from aggregator.jobs import (
     JobContext,
+    housekeeping,
     make_job_context,
     recheck_upstream,
     run_source,
-    sweep_media,
+    send_alerts,
 )
 from aggregator.models import Source, utcnow
 
@@ -135,22 +136,15 @@ class CollectorScheduler:
 
     def start(self) -> None:
         """Start paused; jobs run only once the lock is held."""
-        self.scheduler.add_job(
-            asyncio.to_thread,
-            "interval",
-            args=[sweep_media, self.ctx],
-            id="sweep-media",
-            hours=1,
-            replace_existing=True,
-        )
-        self.scheduler.add_job(
-            recheck_upstream,
-            "interval",
-            args=[self.ctx],
-            id="recheck-upstream",
-            minutes=30,
-            replace_existing=True,
-        )
+        housekeeping_jobs = [
+            ("housekeeping", asyncio.to_thread, [housekeeping, self.ctx], {"hours": 1}),
+            ("recheck-upstream", recheck_upstream, [self.ctx], {"minutes": 30}),
+            ("alerts", send_alerts, [self.ctx], {"seconds": 60}),
+        ]
+        for job_id, func, args, every in housekeeping_jobs:
+            self.scheduler.add_job(
+                func, "interval", args=args, id=job_id, replace_existing=True, **every
+            )
         self.scheduler.start(paused=True)
         self._task = asyncio.get_running_loop().create_task(self._hold_lock())
 

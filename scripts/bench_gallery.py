@@ -3,8 +3,11 @@
 underneath them, in the same run, on a campaign with 50,000 approved photos.
 
 "Server time" is the whole ASGI application handling one GET in process (middleware, routing,
-the queries, rendering), no network. "Raw SQL" is the same page's SELECT (the public listing,
-then its images) run straight on the DB-API cursor. Targets: p95 ≤ 30 ms each, ≤ 3× raw.
+the queries, rendering), no network; identical pages are served from the render memo
+(``web/body_cache.py``), whose queries still run, and one line shows the page with the memo
+off. "SQL" is the same page's SELECTs (the public listing, then its images) run straight on
+the DB-API cursor, "SA" the same through SQLAlchemy, interleaved with the requests so that
+both see the same machine load. Targets: p95 ≤ 30 ms each, ≤ 3× raw.
 
     .venv/bin/python scripts/bench_gallery.py [--items 50000] [--runs 300] [--database-url URL]
 """
@@ -39,8 +42,10 @@ from aggregator.services.gallery import (  # noqa: E402
     Filters,
     _assets_statement,
     decode_cursor,
+    encode_cursor,
     page_query,
 )
+from aggregator.web.body_cache import BodyCache  # noqa: E402
 
 API_LIMIT = 20
 T0 = datetime(2025, 1, 27, 8, 0, tzinfo=UTC)
@@ -111,9 +116,15 @@ def populate(engine: Engine, items: int) -> tuple[int, str]:
 
 
 def raw_page(
-    engine: Engine, campaign_id: int, limit: int, before: str | None = None
+    engine: Engine,
+    campaign_id: int,
+    limit: int,
+    before: str | None = None,
+    *,
+    via_sqlalchemy: bool = False,
 ) -> Callable[[], Any]:
-    """The page's two SELECTs, exactly as the app sends them, run bare on the DB-API cursor."""
+    """The page's two SELECTs, exactly as the app sends them, run bare on the DB-API cursor
+    (or, with ``via_sqlalchemy``, through a SQLAlchemy connection as the service runs them)."""
     position = decode_cursor(before) if before else None
     stmt, params = page_query(campaign_id, Filters(), position, limit)
     captured: list[tuple[str, Any]] = []
@@ -130,6 +141,16 @@ def raw_page(
         event.remove(engine, "before_cursor_execute", capture)
     (sql, bound), (assets_sql, assets_bound) = captured[-2:]
     connection = engine.raw_connection()
+    if via_sqlalchemy:
+        conn = engine.connect()
+
+        def run_sa() -> Any:
+            rows = conn.execute(stmt, params).all()
+            conn.execute(_assets_statement(), {"ids": ids}).all()
+            conn.rollback()
+            return rows
+
+        return run_sa
 
     def run() -> Any:
         cursor = connection.cursor()
@@ -147,11 +168,19 @@ async def asgi_get(app: Any, path: str) -> int:
     """One GET through the ASGI app in process; returns the status."""
     target, _, query = path.partition("?")
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": target, "raw_path": target.encode(),
-        "query_string": query.encode(), "root_path": "",
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": target,
+        "raw_path": target.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
         "headers": [(b"host", b"bench"), (b"accept-language", b"ru")],
-        "client": ("127.0.0.1", 50000), "server": ("bench", 80), "state": {},
+        "client": ("127.0.0.1", 50000),
+        "server": ("bench", 80),
+        "state": {},
     }
     status = 0
 
@@ -171,25 +200,23 @@ def p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=20)[18]
 
 
-def time_raw(run: Callable[[], Any], runs: int) -> list[float]:
-    for _ in range(20):
-        run()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
-
-
-async def time_app(app: Any, path: str, runs: int) -> list[float]:
+async def measure(
+    app: Any, path: str, raws: list[Callable[[], Any]], runs: int
+) -> list[list[float]]:
+    """Interleave one request and one run of each raw query, so all share the same load."""
     for _ in range(20):
         assert await asgi_get(app, path) == 200, path
-    samples = []
+        for raw in raws:
+            raw()
+    samples: list[list[float]] = [[] for _ in range(len(raws) + 1)]
     for _ in range(runs):
         start = time.perf_counter()
         await asgi_get(app, path)
-        samples.append((time.perf_counter() - start) * 1000)
+        samples[0].append((time.perf_counter() - start) * 1000)
+        for n, raw in enumerate(raws, start=1):
+            start = time.perf_counter()
+            raw()
+            samples[n].append((time.perf_counter() - start) * 1000)
     return samples
 
 
@@ -200,42 +227,65 @@ def main() -> int:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, var_dir=Path(tmp), database_url=args.database_url,
-            secret_key="bench-" + "x" * 40, scheduler_enabled=False,
+        settings = Settings(
+            _env_file=None,
+            var_dir=Path(tmp),
+            database_url=args.database_url,
+            secret_key="bench-" + "x" * 40,
+            scheduler_enabled=False,
             public_base_url="https://weremember.example",
         )
         engine = make_engine(settings.effective_database_url)
         migrate(engine)
         if args.database_url:
             with engine.begin() as conn:  # a reused database: start from nothing
-                conn.execute(text("TRUNCATE campaign, submission, mediaasset RESTART IDENTITY CASCADE"))
+                conn.execute(
+                    text("TRUNCATE campaign, submission, mediaasset RESTART IDENTITY CASCADE")
+                )
         started = time.perf_counter()
         campaign_id, middle = populate(engine, args.items)
-        print(f"{engine.dialect.name}: {args.items:,} approved photos (+{args.items // 5:,} hidden) "
-              f"inserted in {time.perf_counter() - started:.1f} s; {args.runs} runs each")
+        print(
+            f"{engine.dialect.name}: {args.items:,} approved photos (+{args.items // 5:,} hidden) "
+            f"inserted in {time.perf_counter() - started:.1f} s; {args.runs} runs each"
+        )
         app = create_app(settings, start_scheduler=False)
         with session_scope(engine) as session:
             row = session.execute(
                 sa_select(Submission.posted_at).where(Submission.public_id == middle)  # type: ignore[call-overload]
             ).one()
-        deep = f"{int((row[0] - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))}.{middle}"
+        deep = encode_cursor(row[0], middle)
         cases = [
             ("gallery page", "/c/bench/gallery", PAGE_SIZE + 1, None),
             ("gallery, deep page", f"/c/bench/gallery?before={deep}", PAGE_SIZE + 1, deep),
             ("API page", f"/api/v1/campaigns/bench/items?limit={API_LIMIT}", API_LIMIT + 1, None),
             ("Atom feed", "/c/bench/feed.xml", FEED_SIZE + 1, None),
+            # The same first page with the render memo off: every request renders the page.
+            ("gallery, no memo", "/c/bench/gallery", PAGE_SIZE + 1, None),
         ]
         failed = False
-        print(f"{'':20} {'p50 ms':>8} {'p95 ms':>8} {'raw p95':>8} {'ratio':>6}")
+        floor = asyncio.run(measure(app, "/healthz", [], args.runs))[0]
+        print(
+            f"{'':20} {'p50 ms':>7} {'p95 ms':>7} {'SQL p95':>8} {'ratio':>6} "
+            f"{'SA p95':>7} {'ratio':>6}"
+        )
+        print(f"{'(/healthz floor)':20} {statistics.median(floor):7.2f} {p95(floor):7.2f}")
         for label, path, limit, before in cases:
-            raw = time_raw(raw_page(engine, campaign_id, limit, before), args.runs)
-            served = asyncio.run(time_app(app, path, args.runs))
-            ratio = p95(served) / p95(raw)
+            if label.endswith("no memo"):
+                app.state.public_body_cache = BodyCache(size=0)
+            raws = [
+                raw_page(engine, campaign_id, limit, before),
+                raw_page(engine, campaign_id, limit, before, via_sqlalchemy=True),
+            ]
+            served, raw, via_sa = asyncio.run(measure(app, path, raws, args.runs))
+            ratio, sa_ratio = p95(served) / p95(raw), p95(served) / p95(via_sa)
             ok = p95(served) <= 30 and ratio <= 3
             failed |= not ok
-            print(f"{label:20} {statistics.median(served):8.2f} {p95(served):8.2f} "
-                  f"{p95(raw):8.2f} {ratio:5.1f}× {'ok' if ok else 'MISSED'}")
+            print(
+                f"{label:20} {statistics.median(served):7.2f} {p95(served):7.2f} "
+                f"{p95(raw):8.2f} {ratio:5.1f}× {p95(via_sa):7.2f} {sa_ratio:5.1f}× "
+                f"{'ok' if ok else 'MISSED'}"
+            )
+        print("SQL = the page's SELECTs on the DB-API cursor; SA = the same through SQLAlchemy.")
         print("targets: p95 ≤ 30 ms and ≤ 3× the raw SQL")
         engine.dispose()
         app.state.engine.dispose()

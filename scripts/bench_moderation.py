@@ -138,6 +138,12 @@ class Raw:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.mark)
 
+    def _begin(self, cursor: Any) -> None:
+        # The project's SQLite connections run in autocommit mode and issue BEGIN themselves
+        # (aggregator/db.py); do the same so one COMMIT covers the work, as in the app.
+        if not self.pg:
+            cursor.execute("BEGIN")
+
     def _time(self, value: datetime) -> Any:
         return value if self.pg else value.replace(tzinfo=None).isoformat(" ")
 
@@ -145,6 +151,7 @@ class Raw:
         now = datetime.now(UTC)
         lock = " FOR UPDATE SKIP LOCKED" if self.pg else ""
         cursor = self.connection.cursor()
+        self._begin(cursor)
         cursor.execute(
             self._sql(
                 "UPDATE submission SET claimed_by_id = ?, claimed_until = ? WHERE id IN "
@@ -161,7 +168,7 @@ class Raw:
             ),
         )
         ids = sorted(row[0] for row in cursor.fetchall())
-        self.connection.commit()
+        self._commit(cursor)
         marks = ", ".join([self.mark] * len(ids))
         cursor.execute(f"SELECT * FROM submission WHERE id IN ({marks})", ids)
         cursor.fetchall()
@@ -171,12 +178,20 @@ class Raw:
             ids,
         )
         cursor.fetchall()
-        self.connection.commit()
+        if self.pg:
+            self.connection.commit()  # end the read transaction, as the app does
         cursor.close()
+
+    def _commit(self, cursor: Any) -> None:
+        if self.pg:
+            self.connection.commit()
+        else:
+            cursor.execute("COMMIT")
 
     def approve(self, ids: list[int]) -> None:
         now = self._time(datetime.now(UTC))
         cursor = self.connection.cursor()
+        self._begin(cursor)
         marks = ", ".join(["?"] * len(ids))
         cursor.execute(
             self._sql(
@@ -195,7 +210,7 @@ class Raw:
                 for i in ids
             ],
         )
-        self.connection.commit()
+        self._commit(cursor)
         cursor.close()
 
 
@@ -269,7 +284,7 @@ def measure(run: Callable[[], Any], runs: int, warmup: int = 10) -> list[float]:
 def bench(database_url: str, items: int, runs: int) -> bool:
     """One backend: populate, then time each action against its raw SQL; True when on target."""
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings(
             _env_file=None,
             var_dir=Path(tmp),
             database_url=database_url or None,

@@ -319,6 +319,12 @@ def run(settings: Settings, event_id: int, token: str, sizes: list[int], args: A
             response = client.get(url)
             changed.append(time.perf_counter() - started)
             assert response.status_code == 200
+        refresh: list[float] = []
+        app.state.slideshow_feed_cache.max_age = 0.0  # force the periodic full re-read
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            client.get(url)
+            refresh.append(time.perf_counter() - started)
         for _ in range(args.runs):  # empty cache (first request after a restart)
             app.state.slideshow_feed_cache.clear()
             started = time.perf_counter()
@@ -330,6 +336,7 @@ def run(settings: Settings, event_id: int, token: str, sizes: list[int], args: A
     for label, times in (
         ("nothing changed (almost every poll)", warm),
         ("one approval since the last poll", changed),
+        ("full re-read, rows reused (at most every 30 s)", refresh),
         ("empty cache (after a restart)", cold),
     ):
         median = statistics.median(times) * 1000

@@ -8,13 +8,16 @@ Starts two uvicorn servers on loopback, one after the other, each in its own pro
 * **We Remember**: the real application (SQLite, media folder) taking ``POST /c/{slug}/submit``
   exactly as a browser without JavaScript sends it: CSRF, upload window, rate limit, streaming
   multipart with the per-file cap, the processing step, the submission and its receipt.
-  Image *processing* is excluded by overriding the ``get_processor`` dependency with one that
-  returns a photo processed once beforehand (the decode/resize cost is the media pipeline's
-  benchmark, not this one); everything else runs for real.
+  Image *processing* (reading the received photo into memory, decoding, resizing, encoding)
+  is excluded by overriding the ``get_processor`` dependency with one that returns a photo
+  processed once beforehand: that cost belongs to the media pipeline's benchmark. Everything
+  else (parsing, spooling to disk, the rate counter, writing derivatives, the submission
+  rows and their commit) runs for real.
 * **minimal Starlette**: one endpoint that streams the same request bodies to a file on disk
   and answers 201 — the floor any upload endpoint on this stack can reach.
 
-``--clients`` concurrent clients each upload the same JPEG ``--rounds`` times to each server.
+``--clients`` concurrent clients each upload the same JPEG ``--rounds`` times to each server,
+in ``--passes`` alternating passes (the best pass of each counts; errors and RSS over all).
 Printed: p50/p95 latency, errors, peak server RSS (sampled every 20 ms), throughput, and the
 overhead = minimal throughput / our throughput. Targets: 0 errors, RSS ≤ 300 MB, ≤ 1.2×.
 """
@@ -196,16 +199,59 @@ def start(mode: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
     raise SystemExit(f"{mode} server did not start")
 
 
+class Connection:
+    """One client's keep-alive HTTP/1.1 connection, written by hand so that the client spends
+    almost no CPU (the kernel copies the body): on a 2-core machine a Python HTTP client
+    would compete with the server being measured."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, head: bytes, body: bytes) -> int:
+        if self.writer is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        self.writer.write(f"POST {path} HTTP/1.1\r\n".encode() + head)
+        self.writer.write(body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        length, close = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "connection" and "close" in value.lower():
+                close = True
+        await self.reader.readexactly(length)
+        if close:
+            await self.close()
+        return int(status_line.split()[1])
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+            self.writer = None
+
+
+def request_head(port: int, headers: dict[str, str], length: int) -> bytes:
+    lines = [f"Host: 127.0.0.1:{port}", f"Content-Length: {length}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
 async def load(
     name: str,
-    url: str,
+    port: int,
+    path: str,
     body: bytes,
     headers: dict[str, str],
     expect: int,
     pid: int,
     args: argparse.Namespace,
 ) -> Result:
-    import httpx
     import psutil
 
     server = psutil.Process(pid)
@@ -218,31 +264,33 @@ async def load(
             peak = max(peak, server.memory_info().rss)
             await asyncio.sleep(0.02)
 
+    head = request_head(port, headers, len(body))
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-    timeout = httpx.Timeout(120.0)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        await client.post(url, content=body, headers=headers)  # warm-up, not counted
+    warm = Connection(port)
+    await warm.post(path, head, body)  # warm-up, not counted
+    await warm.close()
 
-        async def one_client() -> None:
-            nonlocal errors
-            for _round in range(args.rounds):
-                began = time.perf_counter()
-                try:
-                    response = await client.post(url, content=body, headers=headers)
-                    ok = response.status_code == expect
-                except httpx.HTTPError:
-                    ok = False
-                latencies.append(time.perf_counter() - began)
-                errors += 0 if ok else 1
+    async def one_client() -> None:
+        nonlocal errors
+        connection = Connection(port)
+        for _round in range(args.rounds):
+            began = time.perf_counter()
+            try:
+                status = await asyncio.wait_for(connection.post(path, head, body), 120)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, IndexError):
+                status = 0
+                await connection.close()
+            latencies.append(time.perf_counter() - began)
+            errors += 0 if status == expect else 1
+        await connection.close()
 
-        sampler = asyncio.create_task(sample())
-        began = time.perf_counter()
-        await asyncio.gather(*(one_client() for _ in range(args.clients)))
-        seconds = time.perf_counter() - began
-        done.set()
-        await sampler
+    sampler = asyncio.create_task(sample())
+    began = time.perf_counter()
+    await asyncio.gather(*(one_client() for _ in range(args.clients)))
+    seconds = time.perf_counter() - began
+    done.set()
+    await sampler
     count = args.clients * args.rounds
     return Result(name, latencies, errors, peak, seconds, count * len(body))
 
@@ -252,25 +300,41 @@ def run(args: argparse.Namespace) -> int:
     jpeg = make_jpeg(args.size_mb)
     body, headers = form_body(jpeg)
     prepare_database(workdir)
-    results = []
-    for mode, name, path, expect in (
+    servers = (
         ("serve-app", "We Remember POST /c/{slug}/submit", f"/c/{SLUG}/submit", 303),
         ("serve-minimal", "minimal Starlette (stream to disk)", "/upload", 201),
-    ):
-        port = free_port()
-        process = start(mode, port, workdir)
-        try:
-            url = f"http://127.0.0.1:{port}{path}"
-            results.append(asyncio.run(load(name, url, body, headers, expect, process.pid, args)))
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
+    )
+    # Alternate the servers and keep each one's best pass: the machine is shared, and a
+    # burst of someone else's work should not decide the ratio.
+    best: dict[str, Result] = {}
+    errors: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    for _pass in range(args.passes):
+        for mode, name, path, expect in servers:
+            port = free_port()
+            process = start(mode, port, workdir)
+            try:
+                result = asyncio.run(
+                    load(name, port, path, body, headers, expect, process.pid, args)
+                )
+            finally:
+                process.terminate()
+                process.wait(timeout=15)
+            errors[mode] = errors.get(mode, 0) + result.errors
+            peak[mode] = max(peak.get(mode, 0), result.peak_rss)
+            if mode not in best or result.throughput > best[mode].throughput:
+                best[mode] = result
+    results = []
+    for mode, *_rest in servers:
+        # Errors and memory count over every pass; speed is the best pass.
+        best[mode].errors, best[mode].peak_rss = errors[mode], peak[mode]
+        results.append(best[mode])
     ours, floor = results
     uploads = args.clients * args.rounds
     print(
         f"upload benchmark: {args.clients} concurrent clients × {args.rounds} rounds × "
-        f"{len(jpeg) / 2**20:.1f} MB JPEG = {uploads} uploads per server "
-        "(image processing excluded)"
+        f"{len(jpeg) / 2**20:.1f} MB JPEG = {uploads} uploads per server and pass, "
+        f"best of {args.passes} alternating passes (image processing excluded)"
     )
     print(
         f"{'endpoint':<38} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7} {'peak RSS MB':>12} "
@@ -308,6 +372,7 @@ def main() -> int:
         return 0
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--size-mb", type=float, default=8.0)
     parser.add_argument("--keep", action="store_true", help="Keep the working folder.")
     return run(parser.parse_args())

@@ -125,4 +125,6 @@ def _save(session: Session, row: Any) -> Any:
     session.add(row)
     session.commit()
     session.refresh(row)
+    # End the read the refresh began: an open SQLite read snapshot would block the app's writes.
+    session.commit()
     return row

@@ -4,6 +4,7 @@ with a reason, undoes it, bulk-approves a selection and logs out; no console err
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,19 @@ from tests.factories import PASSWORD, jpeg_bytes, make_campaign, make_user
 from tests.moderation_support import fresh_session
 
 S = SubmissionStatus
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """Run axe-core in the page (evaluate is not subject to the page's CSP)."""
+    if not AXE.exists():
+        pytest.fail("axe-core is missing: run `npm install` in the repository root")
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    result = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target)}))"
+    )
+    return list(result)
 
 
 @pytest.fixture
@@ -62,6 +76,7 @@ def test_keyboard_moderation(
         page.press("#password", "Enter")
         page.wait_for_url("**/moderate")
         page.wait_for_selector(f"#card-{ids[0]}.is-current")
+        assert axe_violations(page) == []
 
         def status(item: int) -> str:
             return str(page.get_attribute(f"#card-{item}", "data-status"))
@@ -106,6 +121,7 @@ def test_keyboard_moderation(
         page.wait_for_url("**/login?next=/moderate")
     finally:
         context.close()
+        app.state.engine.dispose()  # live_server runs without lifespan: close the pool here
     assert console_errors == []
     statuses = {
         s.id: s.status for s in session.exec(select(Submission).where(col(Submission.id).in_(ids)))
@@ -120,3 +136,46 @@ def test_keyboard_moderation(
         )
     ]
     assert reasons == [("rejected", "Не по теме"), ("pending", "undo"), ("approved", "")]
+
+
+@pytest.mark.browser
+def test_admin_pages_are_accessible(
+    browser: Any, live_server: str, app: Any, session: Session, console_errors: Any
+) -> None:
+    from tests.factories import make_source
+
+    _photos(app, session, 2)
+    campaign = make_campaign(session, require_second_approval=True)
+    make_source(session, campaign, name="mastodon.social", last_error="HTTP 503")
+    admin = make_user(session, role=Role.admin)
+    context = browser.new_context(locale="kk-KZ")
+    page = console_errors.attach(context.new_page())
+    try:
+        page.goto(f"{live_server}/login")
+        page.fill("#email", admin.email)
+        page.fill("#password", PASSWORD)
+        page.press("#password", "Enter")
+        page.wait_for_url("**/moderate")
+        for path in (
+            "/admin",
+            "/admin/campaigns",
+            f"/admin/campaigns/{campaign.id}",
+            "/admin/campaigns/new",
+            "/admin/sources",
+            "/admin/sources/new",
+            "/admin/users",
+            "/login?lang=he",
+        ):
+            page.goto(live_server + path)
+            assert axe_violations(page) == [], path
+        # A form with errors keeps its messages next to the fields, still accessible.
+        page.goto(f"{live_server}/admin/campaigns/new?lang=ru")
+        page.fill("#slug", "Bad Slug")
+        page.click("form.admin-form button[type=submit]")
+        page.wait_for_selector("#slug-error")
+        assert axe_violations(page) == []
+    finally:
+        context.close()
+        app.state.engine.dispose()
+    # Chromium logs the deliberate 422 of the invalid form; nothing else may appear.
+    assert [e for e in console_errors if "status of 422" not in e] == []

@@ -41,6 +41,17 @@ def _fast(session: Session, event: Event, **extra: Any) -> None:
 
 
 @pytest.fixture
+def live_server(app: Any) -> Iterator[str]:
+    """The app on loopback; its engine's pooled connections are closed afterwards (uvicorn
+    runs without lifespan here, so nothing else would close them)."""
+    from tests.fakes.server import serve_app
+
+    with serve_app(app) as base_url:
+        yield base_url
+    app.state.engine.dispose()
+
+
+@pytest.fixture
 def page(browser: Any, console_errors: Any) -> Iterator[Any]:
     """A 1280×720 page whose console errors are collected."""
     context = browser.new_context(viewport={"width": 1280, "height": 720})
@@ -180,4 +191,52 @@ def test_offline_bundle_plays_from_file(
 
     wait_for(advanced, message="the bundle to show two photos")
     assert all(url.startswith("file://") for url in requests), requests
+    assert console_errors == []
+
+
+def test_control_page_drives_the_screens_without_reloading(
+    page: Any,
+    browser: Any,
+    live_server: str,
+    session: Session,
+    app: Any,
+    console_errors: list[str],
+) -> None:
+    from aggregator.models import Role, utcnow
+    from tests.factories import PASSWORD, make_user
+
+    campaign = make_campaign(session)
+    event, link = make_event(session, campaign)
+    _fast(session, event)
+    pinned = photo(session, app.state.storage, campaign, author_name="Пётр")
+    pinned.pinned_at = utcnow()
+    session.add(pinned)
+    session.commit()
+    for _ in range(2):
+        photo(session, app.state.storage, campaign)
+    host = make_user(session, Role.moderator)
+    screen = console_errors.attach(browser.new_page(viewport={"width": 960, "height": 540}))
+    try:
+        screen.goto(f"{live_server}/show/{link.token}")
+        wait_for(lambda: state(screen)["kind"] == "photo", message="the screen to start")
+        page.goto(f"{live_server}/login")
+        page.fill("input[name=email]", host.email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(f"{live_server}/admin/events/{event.id}/control")
+        navigations = page.evaluate("performance.getEntriesByType('navigation').length")
+        page.click("button[value=blank]")
+        page.locator('[data-flag="blank"]').wait_for(state="visible")
+        wait_for(lambda: state(screen)["blank"], message="the screen to blank")
+        page.click("button[value=unblank]")
+        wait_for(lambda: not state(screen)["blank"], message="the screen to show again")
+        wait_for(lambda: state(screen)["current"] != pinned.public_id, message="another photo")
+        page.click("button.pinned-button")
+        wait_for(lambda: state(screen)["current"] == pinned.public_id, message="the jump")
+        assert page.evaluate("performance.getEntriesByType('navigation').length") == navigations
+        assert page.url.endswith("/control")
+        # The screen reported itself: the list shows it within one refresh.
+        page.locator(".screens-table tbody tr.screen-ok").first.wait_for(timeout=15000)
+    finally:
+        screen.close()
     assert console_errors == []

@@ -248,3 +248,57 @@ def test_unknown_format_and_bad_output(session: Session, app: Any, tmp_path: Pat
         )
     # An event with nothing approved still exports (an empty programme is not an error).
     _export(session, app, event, "pdf", tmp_path / "empty.pdf")
+
+
+def test_export_jobs_record_progress_and_keep_two_files(
+    session: Session, app: Any, show: dict[str, Any]
+) -> None:
+    from sqlmodel import select
+
+    from aggregator.models import ExportJob
+    from aggregator.services.exports import job_path, run_export_job
+
+    state = app.state
+    ids = []
+    try:
+        for _ in range(3):
+            job = ExportJob(event_id=show["event"].id, format="pptx")
+            session.add(job)
+            session.commit()
+            run_export_job(
+                engine=state.engine, storage=state.storage, settings=state.settings, job_id=job.id
+            )
+            ids.append(job.id)
+    finally:
+        state.engine.dispose()  # no TestClient here, so no lifespan closes its pool
+    session.expire_all()
+    jobs = {j.id: j for j in session.exec(select(ExportJob)).all()}
+    assert all(jobs[i].status == "done" and jobs[i].progress == 1.0 for i in ids)
+    assert jobs[ids[0]].storage_key is None  # the oldest file was removed
+    assert all(job_path(state.settings, jobs[i]) is not None for i in ids[1:])
+
+
+def test_a_failed_export_job_says_why(session: Session, app: Any, show: dict[str, Any]) -> None:
+    from sqlmodel import select
+
+    from aggregator.models import ExportJob, MediaAsset
+    from aggregator.services.exports import run_export_job
+
+    asset = session.exec(
+        select(MediaAsset).where(MediaAsset.submission_id == show["items"][0].id)
+    ).one()
+    app.state.storage.delete(asset.keys["slide"])  # a file lost on disk
+    job = ExportJob(event_id=show["event"].id, format="bundle")
+    session.add(job)
+    session.commit()
+    state = app.state
+    try:
+        run_export_job(
+            engine=state.engine, storage=state.storage, settings=state.settings, job_id=job.id
+        )
+    finally:
+        state.engine.dispose()
+    session.expire_all()
+    failed = session.get(ExportJob, job.id)
+    assert failed is not None and failed.status == "failed" and failed.error
+    assert failed.storage_key is None and failed.finished_at is not None

@@ -81,6 +81,8 @@ def test_takedown_leaves_the_gallery_at_once(
     doomed = real_photo(session, app.state.storage, campaign, posted_at=T0 + timedelta(hours=1))
     page = soup(client.get(f"/c/{campaign.slug}/gallery"))
     assert tile_ids(page) == [doomed.public_id, keep.public_id]
+    assert doomed.public_id in client.get(f"/c/{campaign.slug}/feed.xml").text
+    assert len(client.get(f"/api/v1/campaigns/{campaign.slug}/items").json()["items"]) == 2
     thumb = page.select_one(f'a[href$="{doomed.public_id}"] img')["src"]  # type: ignore[index]
     photo = soup(client.get(f"/c/{campaign.slug}/p/{doomed.public_id}"))
     slide = photo.select_one(".photo-figure img")["src"]  # type: ignore[index]
@@ -97,6 +99,9 @@ def test_takedown_leaves_the_gallery_at_once(
 
     assert tile_ids(soup(client.get(f"/c/{campaign.slug}/gallery"))) == [keep.public_id]
     assert doomed.public_id not in client.get(f"/c/{campaign.slug}/embed").text
+    api = client.get(f"/api/v1/campaigns/{campaign.slug}/items").json()
+    assert [i["id"] for i in api["items"]] == [keep.public_id]
+    assert doomed.public_id not in client.get(f"/c/{campaign.slug}/feed.xml").text
     assert client.get(f"/c/{campaign.slug}/p/{doomed.public_id}").status_code == 410
     assert client.get(thumb).status_code in (404, 410)
     assert client.get(slide).status_code in (404, 410)
@@ -286,7 +291,7 @@ def test_gallery_speaks_russian_and_kazakh(client: TestClient, session: Session)
     ru = client.get(f"/c/{campaign.slug}/gallery", params={"lang": "ru"}).text
     kk = client.get(f"/c/{campaign.slug}/gallery", params={"lang": "kk"}).text
     assert "Город или община" in ru
-    assert "Қала немесе қауымдастық" in kk
+    assert "Қала немесе қауым" in kk
 
 
 def test_unknown_campaign_and_photo_are_404(client: TestClient, session: Session) -> None:

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from aggregator.config import Settings
 from aggregator.errors import Conflict
 from aggregator.models import AuditEntry, Submission, SubmissionStatus
-from aggregator.services import moderation
+from aggregator.services import moderation, moderation_bulk
 from aggregator.services.moderation_queue import QueueFilters, queue_page
 from tests.factories import make_campaign, make_submission, make_user
 from tests.moderation_support import fresh_session
@@ -52,6 +52,26 @@ def race(engine: Engine, *actions: Callable[[Session], object]) -> list[object]:
     return results
 
 
+def approver(item_id: int, user_id: int | None) -> Callable[[Session], object]:
+    """An action approving one item as one moderator."""
+
+    def run(session: Session) -> object:
+        return moderation.approve(session=session, submission_id=item_id, actor_id=user_id)
+
+    return run
+
+
+def rejecter(item_id: int, user_id: int | None) -> Callable[[Session], object]:
+    """An action rejecting one item as one moderator."""
+
+    def run(session: Session) -> object:
+        return moderation.transition(
+            session=session, submission_id=item_id, to=S.rejected, actor_id=user_id
+        )
+
+    return run
+
+
 def audit_count(session: Session, submission_id: int) -> int:
     """Transition rows of one submission."""
     return int(
@@ -69,13 +89,7 @@ def test_approve_against_reject_one_winner(engine: Engine, session: Session) -> 
     for _ in range(ROUNDS):
         item = make_submission(session, campaign)
         item_id = int(item.id or 0)
-        results = race(
-            engine,
-            lambda s, i=item_id: moderation.approve(session=s, submission_id=i, actor_id=anna.id),
-            lambda s, i=item_id: moderation.transition(
-                session=s, submission_id=i, to=S.rejected, actor_id=boris.id
-            ),
-        )
+        results = race(engine, approver(item_id, anna.id), rejecter(item_id, boris.id))
         errors = [r for r in results if isinstance(r, Exception)]
         assert len(errors) == 1, results
         assert isinstance(errors[0], Conflict) and errors[0].status_code == 409
@@ -91,11 +105,7 @@ def test_two_approvals_one_audit_row(engine: Engine, session: Session) -> None:
     anna, boris = make_user(session), make_user(session)
     item = make_submission(session, campaign)
     item_id = int(item.id or 0)
-    results = race(
-        engine,
-        lambda s, i=item_id: moderation.approve(session=s, submission_id=i, actor_id=anna.id),
-        lambda s: moderation.approve(session=s, submission_id=item_id, actor_id=boris.id),
-    )
+    results = race(engine, approver(item_id, anna.id), approver(item_id, boris.id))
     assert sum(isinstance(r, Conflict) for r in results) == 1
     assert audit_count(session, item_id) == 1
 
@@ -106,18 +116,11 @@ def test_bulk_against_single_decisions(engine: Engine, session: Session) -> None
     items = [int(make_submission(session, campaign).id or 0) for _ in range(20)]
     results = race(
         engine,
-        lambda s: moderation.bulk(session=s, ids=items, action="approve", actor_id=anna.id),
-        lambda s: [
-            _try(
-                lambda i=i: moderation.transition(  # type: ignore[misc]
-                    session=s, submission_id=i, to=S.rejected, actor_id=boris.id
-                )
-            )
-            for i in items[::2]
-        ],
+        lambda s: moderation_bulk.bulk(session=s, ids=items, action="approve", actor_id=anna.id),
+        lambda s: [_try(lambda: rejecter(i, boris.id)(s)) for i in items[::2]],  # noqa: B023
     )
     bulk_result = results[0]
-    assert isinstance(bulk_result, moderation.BulkResult), results
+    assert isinstance(bulk_result, moderation_bulk.BulkResult), results
     for item_id in items:
         final = session.get(Submission, item_id, populate_existing=True)
         assert final is not None and final.status in (S.approved, S.rejected)

@@ -300,3 +300,36 @@ def _urls(document: Any) -> list[str]:
     ):
         return [document.replace("http://testserver", "")]
     return []
+
+
+@pytest.mark.parametrize("start", [S.pending, S.approved, S.rejected, S.removed])
+def test_withdraw_from_any_state_erases_files(
+    client: TestClient, session: Session, app: Any, start: S
+) -> None:
+    from aggregator.services import takedown
+
+    item = photo_submission(app, session, make_campaign(session))
+    asset = session.exec(select(MediaAsset).where(MediaAsset.submission_id == item.id)).one()
+    keys = list(asset.keys.values())
+    if start != S.pending:
+        path = {
+            S.approved: [S.approved],
+            S.rejected: [S.rejected],
+            S.removed: [S.approved, S.removed],
+        }
+        from aggregator.services.moderation import transition
+
+        for step in path[start]:
+            transition(session=session, submission_id=int(item.id or 0), to=step)
+    for _ in range(2):  # withdrawing twice is harmless
+        done = takedown.withdraw(
+            session=session, storage=app.state.storage, submission_id=int(item.id or 0)
+        )
+        assert done.status == S.withdrawn
+    assert not any(app.state.storage.exists(key) for key in keys)
+    assert all(client.get(f"/media/{key}").status_code == 404 for key in keys)
+    actions = [
+        (e.action, e.to_status)
+        for e in session.exec(select(AuditEntry).where(AuditEntry.submission_id == item.id))
+    ]
+    assert actions.count(("transition", "withdrawn")) == 1

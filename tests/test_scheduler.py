@@ -72,7 +72,8 @@ async def test_jobs_follow_enabled_sources(
             f"source-{second.id}",
         }
         scheduler.start()  # adds housekeeping; stays paused without the lock being taken yet
-        assert scheduler.scheduler.get_job("sweep-media") is not None
+        for job_id in ("housekeeping", "recheck-upstream", "alerts"):
+            assert scheduler.scheduler.get_job(job_id) is not None
         job = scheduler.scheduler.get_job(f"source-{first.id}")
         assert job.max_instances == 1 and job.coalesce
         second.enabled = False

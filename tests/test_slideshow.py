@@ -10,8 +10,9 @@ from sqlmodel import Session
 
 from aggregator.models import Event, ShareLink, Submission, SubmissionStatus, utcnow
 from aggregator.services.events import new_share_token
-from aggregator.services.slideshows import build_slides, clean_message, program, text_direction
+from aggregator.services.slideshows import build_slides, clean_message, text_direction
 from aggregator.services.slideshows_control import apply_control
+from aggregator.services.slideshows_document import program
 from aggregator.services.slideshows_settings import effective_settings
 from tests.factories import make_campaign, make_event, make_source, make_submission
 from tests.slideshow_support import photo, take_down
@@ -313,3 +314,40 @@ def test_withdrawn_items_vanish(client: TestClient, session: Session, app: Any) 
     transition(session=session, submission_id=item.id, to=SubmissionStatus.withdrawn)  # type: ignore[arg-type]
     assert _feed(client, link)["items"] == []
     assert session.get(Submission, item.id) is not None
+
+
+def test_incremental_feed_updates_match_a_full_rebuild(
+    client: TestClient, session: Session, app: Any
+) -> None:
+    from aggregator.services.moderation import transition
+
+    storage = app.state.storage
+    campaign = make_campaign(session)
+    event, link = make_event(session, campaign)
+    _set(session, event, order="shuffled")
+    items = [photo(session, storage, campaign, author_name=f"P{n}") for n in range(4)]
+    waiting = photo(session, storage, campaign, approve=False)
+    url = f"/show/{link.token}/feed.json"
+
+    def both() -> tuple[list[Any], list[Any]]:
+        incremental = client.get(url).json()["items"]
+        app.state.slideshow_feed_cache.clear()
+        full = client.get(url).json()["items"]
+        return incremental, full
+
+    client.get(url)
+    transition(session=session, submission_id=waiting.id, to=SubmissionStatus.approved)  # type: ignore[arg-type]
+    incremental, full = both()
+    assert incremental == full and len(full) == 5
+    take_down(session, items[1])
+    incremental, full = both()
+    assert incremental == full and items[1].public_id not in {i["id"] for i in full}
+    items[2].pinned_at = utcnow()
+    session.add(items[2])
+    session.commit()
+    from aggregator.models import AuditEntry
+
+    session.add(AuditEntry(submission_id=items[2].id, action="pin", actor_label="test"))
+    session.commit()
+    incremental, full = both()
+    assert incremental == full and full[0]["id"] == items[2].public_id and full[0]["pinned"]

@@ -6,11 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from sqlmodel import Session, select
 
+from aggregator.config import Settings
+from aggregator.db import make_engine
+from aggregator.errors import TooManyRequests
 from aggregator.media.storage import LocalStorage
 from aggregator.models import MediaAsset, StagedPhoto, utcnow
-from aggregator.services.uploads import sweep_staged
+from aggregator.services.uploads import count_upload, sweep_staged
 from tests.factories import make_campaign
 from tests.media_samples import heic, photo
 from tests.upload_support import (
@@ -144,3 +149,22 @@ def test_staging_sweeps_expired_photos_on_the_way(
         stage(client, campaign.slug, ("b.jpg", photo_jpeg(2), "image/jpeg"))
         assert counts(session) == (0, 0, 1)
         assert len(media_files(settings)) == 2
+
+
+def test_rate_counters_skip_fsync_but_connections_return_to_full_durability(
+    settings: Settings,
+) -> None:
+    engine = make_engine(settings.effective_database_url, pool_size=1, max_overflow=0)
+    limited = settings.model_copy(update={"upload_rate_limit": 1})
+    try:
+        with Session(engine) as session:
+            count_upload(session, limited, "192.0.2.1")
+            with pytest.raises(TooManyRequests):
+                count_upload(session, limited, "192.0.2.1")
+        with engine.connect() as connection:
+            counted = connection.exec_driver_sql("SELECT count FROM ratecounter").scalar()
+            if engine.dialect.name == "sqlite":  # the one pooled connection is FULL again
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+        assert counted == 2
+    finally:
+        engine.dispose()

@@ -20,8 +20,9 @@ from PIL import Image
 from aggregator import i18n
 from aggregator.models import utcnow
 from aggregator.services.exports import ExportContext
-from aggregator.services.slideshows import Slide, feed_document, qr_svg
+from aggregator.services.slideshows import Slide
 from aggregator.services.slideshows_control import control_state
+from aggregator.services.slideshows_document import feed_document, qr_svg
 from aggregator.web.templating import PACKAGE_DIR, make_templates
 
 BUNDLE_SIZE: Final = (1920, 1080)

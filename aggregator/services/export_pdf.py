@@ -21,7 +21,8 @@ from reportlab.pdfgen.canvas import Canvas
 
 from aggregator.media.text import find_font
 from aggregator.services.exports import ExportContext
-from aggregator.services.slideshows import ProgramSlide, Slide, caption, program
+from aggregator.services.slideshows import Slide
+from aggregator.services.slideshows_document import ProgramSlide, caption, program
 
 PAGE: Final = (960.0, 540.0)  # 13.33 × 7.5 in, the widescreen slide size
 MARGIN: Final = 28.0

@@ -21,7 +21,8 @@ from pptx.util import Emu, Pt
 
 from aggregator.services.export_pdf import export_program
 from aggregator.services.exports import ExportContext
-from aggregator.services.slideshows import ProgramSlide, Slide, caption, slide_alt
+from aggregator.services.slideshows import Slide
+from aggregator.services.slideshows_document import ProgramSlide, caption, slide_alt
 
 WIDTH: Final = Emu(12_192_000)  # 13.333 in: PowerPoint's widescreen
 HEIGHT: Final = Emu(6_858_000)  # 7.5 in

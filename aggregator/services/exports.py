@@ -16,11 +16,12 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from aggregator import i18n
 from aggregator.config import Settings
@@ -34,6 +35,7 @@ from aggregator.services.slideshows_settings import effective_settings
 log = logging.getLogger(__name__)
 
 FORMATS: Final = ("bundle", "pdf", "pptx", "poster", "archive")
+KEEP_PER_FORMAT: Final = 2  # finished export files kept per event and format
 SCOPES: Final = {"archive": "archive"}  # every other format needs "projection" consent
 EXTENSIONS: Final = {
     "bundle": ".zip",
@@ -196,9 +198,23 @@ def start_export_job(
     event: Event,
     fmt: str,
 ) -> ExportJob:
-    """Queue an export and run it in a background thread; progress is saved on the job."""
+    """Queue an export and run it in a background thread; progress is saved on the job.
+
+    While the same export of the event is still queued or running, that job is returned.
+    """
     if fmt not in FORMATS:
         raise InvalidInput(f"Unknown export format {fmt!r}.", field="format")
+    active = session.exec(
+        select(ExportJob).where(
+            ExportJob.event_id == event.id,
+            ExportJob.format == fmt,
+            col(ExportJob.status).in_(("queued", "running")),
+            # A job a restart interrupted stays "running"; after an hour it no longer blocks.
+            col(ExportJob.created_at) > utcnow() - timedelta(hours=1),
+        )
+    ).first()
+    if active is not None:  # a second click does not start a second export
+        return active
     job = ExportJob(event_id=event.id, format=fmt)  # type: ignore[arg-type]
     session.add(job)
     session.commit()
@@ -215,6 +231,7 @@ def start_export_job(
 
 def run_export_job(*, engine: Engine, storage: Storage, settings: Settings, job_id: int) -> None:
     """Run one queued job to completion, recording progress, the file or the error."""
+    error: str | None = None
     with Session(engine, expire_on_commit=False) as session:
         job = session.get(ExportJob, job_id)
         if job is None:
@@ -243,14 +260,46 @@ def run_export_job(*, engine: Engine, storage: Storage, settings: Settings, job_
                 progress=progress,
             )
         except AggregatorError as exc:
-            _update_job(engine, job_id, status="failed", error=exc.message, finished=True)
+            error = exc.message
         except Exception as exc:  # noqa: BLE001 - the host sees a failed job, the log has why
             log.exception("export job %s failed", job_id)
-            _update_job(engine, job_id, status="failed", error=type(exc).__name__, finished=True)
-        else:
-            _update_job(
-                engine, job_id, status="done", progress=1.0, storage_key=name, finished=True
+            error = type(exc).__name__
+    # Recorded after the reading session is closed: "done" is the job's last database work.
+    if error is None:
+        _finish(engine, settings, job_id, name)
+    else:
+        _update_job(engine, job_id, status="failed", error=error, finished=True)
+
+
+def _finish(engine: Engine, settings: Settings, job_id: int, name: str) -> None:
+    """Mark the job done with its file, and in the same transaction keep only the files of
+    the newest KEEP_PER_FORMAT exports of this event and format (older jobs stay listed,
+    without a download)."""
+    with Session(engine) as session:
+        job = session.get(ExportJob, job_id)
+        if job is None:
+            return
+        job.status, job.progress, job.storage_key = "done", 1.0, name
+        job.finished_at = utcnow()
+        session.add(job)
+        session.flush()
+        older = session.exec(
+            select(ExportJob)
+            .where(
+                ExportJob.event_id == job.event_id,
+                ExportJob.format == job.format,
+                col(ExportJob.storage_key).is_not(None),
             )
+            .order_by(col(ExportJob.id).desc())
+            .offset(KEEP_PER_FORMAT)
+        ).all()
+        for old in older:
+            path = job_path(settings, old)
+            if path is not None:
+                path.unlink(missing_ok=True)
+            old.storage_key = None
+            session.add(old)
+        session.commit()
 
 
 def _update_job(engine: Engine, job_id: int, *, finished: bool = False, **values: Any) -> None:

@@ -9,13 +9,13 @@ gets Conflict (409); exactly one audit row records the change that happened.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from aggregator.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from aggregator.models import AuditEntry, Campaign, Submission, SubmissionStatus, utcnow
@@ -42,7 +42,7 @@ def _is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-def _take_write_lock(session: Session, ids: Iterable[int]) -> None:
+def take_write_lock(session: Session, ids: Iterable[int]) -> None:
     """On SQLite, make a write the transaction's first statement (waits for the lock)."""
     if _is_sqlite(session):
         session.execute(
@@ -55,7 +55,7 @@ def _take_write_lock(session: Session, ids: Iterable[int]) -> None:
 
 def lock_submission(session: Session, submission_id: int) -> Submission:
     """Load one submission locked for this transaction, fresh from the database; or NotFound."""
-    _take_write_lock(session, [submission_id])
+    take_write_lock(session, [submission_id])
     submission = session.get(
         Submission, submission_id, with_for_update=True, populate_existing=True
     )
@@ -269,135 +269,3 @@ def clean_reason(reason: str) -> str:
     if len(reason) > MAX_REASON:
         raise InvalidInput(f"Please keep the reason under {MAX_REASON} characters.", field="reason")
     return reason
-
-
-@dataclass
-class BulkResult:
-    """What a bulk action did, id by id."""
-
-    done: list[int] = field(default_factory=list)
-    first_approvals: list[int] = field(default_factory=list)
-    conflicts: dict[int, str] = field(default_factory=dict)
-
-
-def bulk(
-    *,
-    session: Session,
-    ids: Sequence[int],
-    action: str,
-    actor_id: int | None,
-    actor_label: str = "",
-    reason: str = "",
-) -> BulkResult:
-    """Approve or reject many pending items in one transaction; others are reported, not fatal.
-
-    Rows another moderator is deciding right now are skipped (``SKIP LOCKED`` on PostgreSQL)
-    and reported as conflicts, like rows that are no longer pending.
-    """
-    if action not in ("approve", "reject"):
-        raise InvalidInput("The action must be approve or reject.", field="action")
-    wanted = list(dict.fromkeys(int(i) for i in ids))
-    if not wanted:
-        raise InvalidInput("Select at least one item.", field="ids")
-    if len(wanted) > BULK_MAX:
-        raise InvalidInput("Select at most 500 items at once.", field="ids")
-    reason = clean_reason(reason)
-    _take_write_lock(session, wanted)
-    rows = session.exec(
-        select(Submission)
-        .where(col(Submission.id).in_(wanted))
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    ).all()
-    found = {row.id: row for row in rows}
-    result = BulkResult()
-    two_step = _campaigns_needing_two(session, {row.campaign_id for row in rows if row.flags})
-    now = utcnow()
-    final: list[Submission] = []
-    for submission_id in wanted:
-        row = found.get(submission_id)
-        if row is None:
-            result.conflicts[submission_id] = "busy_or_missing"
-        elif SubmissionStatus(row.status) != S.pending:
-            result.conflicts[submission_id] = SubmissionStatus(row.status).value
-        elif (
-            actor_id is not None
-            and row.claimed_by_id not in (None, actor_id)
-            and row.claimed_until is not None
-            and row.claimed_until > now
-        ):
-            result.conflicts[submission_id] = "claimed"
-        elif (
-            action == "approve"
-            and actor_id is not None
-            and row.flags
-            and row.campaign_id in two_step
-        ):
-            if row.first_approved_by_id is None:
-                row.first_approved_by_id = actor_id
-                row.approvals = [actor_id]
-                row.claimed_by_id = row.claimed_until = None
-                session.add(row)
-                result.first_approvals.append(submission_id)
-            elif row.first_approved_by_id == actor_id:
-                result.conflicts[submission_id] = "second_approval_needed"
-            else:
-                final.append(row)
-        else:
-            final.append(row)
-    to = S.approved if action == "approve" else S.rejected
-    if final:
-        session.execute(
-            update(Submission)
-            .where(
-                col(Submission.id).in_([r.id for r in final]), col(Submission.status) == S.pending
-            )
-            .values(status=to, decided_at=now, claimed_by_id=None, claimed_until=None)
-            .execution_options(synchronize_session=False)
-        )
-        result.done = [int(r.id) for r in final if r.id is not None]
-    entries = [
-        {
-            "submission_id": i,
-            "actor_id": actor_id,
-            "actor_label": actor_label[:100],
-            "action": "transition",
-            "from_status": S.pending.value,
-            "to_status": to.value,
-            "reason": reason,
-            "detail": {"bulk": True},
-            "at": now,
-        }
-        for i in result.done
-    ] + [
-        {
-            "submission_id": i,
-            "actor_id": actor_id,
-            "actor_label": actor_label[:100],
-            "action": "first_approval",
-            "from_status": None,
-            "to_status": None,
-            "reason": "",
-            "detail": {"bulk": True},
-            "at": now,
-        }
-        for i in result.first_approvals
-    ]
-    if entries:
-        session.execute(insert(AuditEntry), entries)
-    session.commit()
-    return result
-
-
-def _campaigns_needing_two(session: Session, campaign_ids: set[int]) -> set[int]:
-    if not campaign_ids:
-        return set()
-    return {
-        int(i)
-        for i in session.exec(
-            select(Campaign.id).where(
-                col(Campaign.id).in_(campaign_ids), col(Campaign.require_second_approval)
-            )
-        ).all()
-        if i is not None
-    }

@@ -27,7 +27,7 @@ from aggregator.models import (
     utcnow,
 )
 
-PAGE_SIZE = 24
+PAGE_SIZE = 20
 CLAIM_SECONDS = 300
 FLAG_FILTERS = ("any", "near_duplicate", "sensitive", "rule", "second_approval", "none")
 ORDERS = ("oldest", "newest")

@@ -1,4 +1,4 @@
-"""What an event shows: the ordered photo slides, the programme around them, and the feed.
+"""What an event shows: its ordered photo slides, and the schema of the display feed.
 
 ``build_slides`` selects the photos: APPROVED submissions of the event's campaign(s) whose
 consent includes the scope (``projection`` for screens and exports; ``archive`` for museum
@@ -9,8 +9,8 @@ first; screens replay the list when nothing new arrives) or ``shuffled`` (a hash
 event id and the item id, so every screen and every export agrees, and an item arriving later
 does not reshuffle the others).
 
-``feed_document`` is the JSON every display reads (live slideshow, wall layout, offline
-bundle). Its schema, which the wall (issue 8) relies on::
+``slideshows_document.feed_document`` builds the JSON every display reads (live slideshow,
+wall layout, offline bundle). Its schema, which the wall (issue 8) relies on::
 
     {
       "version": "<16 hex>",            # changes whenever items or settings change
@@ -30,27 +30,33 @@ bundle). Its schema, which the wall (issue 8) relies on::
 
 Captions only carry the fields the event shows (others are ""). The ``control`` part is the
 host's live state (``control_state``); ``version`` does not cover it — displays get control
-changes at once over server-sent events and compare ``control.seq``.
+changes at once over server-sent events and compare ``control.seq``. A ``server_time`` (ISO)
+comes last, for the silence countdown.
+
+Endpoints of a share link (``web/routes/slideshow.py``): ``/show/{token}/feed.json`` (ETag,
+``If-None-Match`` → 304); ``/show/{token}/events`` (server-sent events: ``state`` with
+``{"version", "control"}`` on every change, ``ping`` every 15 s, ``gone`` when the link is
+revoked); item images at ``/show/{token}/img/{id}?v=…`` (``&s=thumb`` for the thumbnail),
+404 once the item may no longer be shown; ``POST /show/{token}/heartbeat`` with
+``{"screen", "showing", "label"}`` and the ``X-CSRF-Token`` header.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
-import segno
 from sqlalchemy import Text, cast
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
-from aggregator.models import Campaign, Event, MediaAsset, Source, Submission, SubmissionStatus
+from aggregator.models import Event, MediaAsset, Source, Submission, SubmissionStatus
 from aggregator.services.slideshows_settings import effective_settings
 
 MESSAGE_LIMIT: Final = 280
@@ -96,17 +102,6 @@ class Slide:
         """Storage keys of the image's derivatives by style ("slide", "thumb")."""
         parsed = json.loads(self.keys_json) if self.keys_json else {}
         return {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
-
-
-@dataclass(frozen=True)
-class ProgramSlide:
-    """One step of a programme: a photo, or intro/closing/qr/silence text slide."""
-
-    kind: str  # photo | intro | closing | qr | silence
-    photo: Slide | None = None
-    title: str = ""
-    text: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def text_direction(text: str, language: str | None = None) -> str:
@@ -164,11 +159,25 @@ def build_slides(
     limit: int | None = None,
     memo: dict[tuple[Any, ...], Slide | None] | None = None,
 ) -> list[Slide]:
-    """The event's photo slides in showing order (see the module docstring for the rules).
+    """The event's photo slides in showing order (see the module docstring for the rules)."""
+    slides = query_slides(session=session, event=event, scope=scope, memo=memo)
+    return arrange(slides, effective_settings(event)["order"], event.id or 0, limit=limit)
 
-    ``memo`` (kept by the caller between builds with the same scope) maps database rows to
-    the slides made from them; unchanged rows reuse their slide, and the memo is left holding
-    exactly this build's rows.
+
+def query_slides(
+    *,
+    session: Session,
+    event: Event,
+    scope: str = "projection",
+    submission_ids: Iterable[int] | None = None,
+    memo: dict[tuple[Any, ...], Slide | None] | None = None,
+) -> list[Slide]:
+    """The event's slides in no particular order, duplicates not yet removed (``arrange``).
+
+    ``submission_ids`` limits the query to those submissions (a feed updating only what
+    changed). ``memo`` (kept by the caller between full queries with the same scope) maps
+    database rows to the slides made from them, so unchanged rows reuse their slide; it is
+    left holding exactly this query's rows.
     """
     settings = effective_settings(event)
     filters = settings["filters"]
@@ -216,9 +225,10 @@ def build_slides(
         query = query.where(col(Submission.posted_at) >= start)
     if end is not None:
         query = query.where(col(Submission.posted_at) < end)
+    if submission_ids is not None:
+        query = query.where(col(Submission.id).in_(list(submission_ids)))
     cities = {c.casefold() for c in filters.get("cities") or []}
     slides: list[Slide] = []
-    seen: set[str] = set()
     wanted = f'"{scope}"'
     previous = memo if memo is not None else {}
     current: dict[tuple[Any, ...], Slide | None] = {}
@@ -227,17 +237,24 @@ def build_slides(
         key = tuple(row)
         slide = previous[key] if key in previous else _slide(key, wanted)
         current[key] = slide
-        if slide is None or slide.sha256 in seen:
+        if slide is None or (cities and slide.city.casefold() not in cities):
             continue
-        if cities and slide.city.casefold() not in cities:
-            continue
-        seen.add(slide.sha256)
         slides.append(slide)
-    if memo is not None:
+    if memo is not None and submission_ids is None:
         memo.clear()
         memo.update(current)
-    ordered = _ordered(slides, settings["order"], event.id or 0)
-    return ordered[:limit] if limit is not None else ordered
+    return slides
+
+
+def arrange(slides: list[Slide], order: str, seed: int, *, limit: int | None = None) -> list[Slide]:
+    """Slides in showing order, each image (by sha256) once: its first place wins."""
+    seen: set[str] = set()
+    unique = []
+    for slide in _ordered(list(slides), order, seed):
+        if slide.sha256 not in seen:
+            seen.add(slide.sha256)
+            unique.append(slide)
+    return unique[:limit] if limit is not None else unique
 
 
 def _slide(row: tuple[Any, ...], wanted_scope: str) -> Slide | None:
@@ -300,167 +317,6 @@ def _ordered(slides: list[Slide], order: str, seed: int) -> list[Slide]:
     return pinned + [s for s in slides if not s.pinned]
 
 
-def program(
-    slides: Iterable[Slide],
-    settings: dict[str, Any],
-    *,
-    qr: dict[str, Any] | None = None,
-    strings: dict[str, str] | None = None,
-) -> list[ProgramSlide]:
-    """One pass of the show as exports lay it out: intro, silence, photos with a QR slide
-    after every ``qr_every`` photos (when ``qr`` is given), closing. Empty texts are skipped."""
-    strings = strings or {}
-    steps: list[ProgramSlide] = []
-    intro, closing = settings["intro"], settings["closing"]
-    if intro["title"] or intro["text"]:
-        steps.append(ProgramSlide("intro", title=intro["title"], text=intro["text"]))
-    if settings.get("silence_slide"):
-        steps.append(
-            ProgramSlide(
-                "silence",
-                title=strings.get("silence", "A moment of silence"),
-                extra={"seconds": settings["silence_seconds"]},
-            )
-        )
-    every = int(settings.get("qr_every") or 0)
-    for count, slide in enumerate(slides, start=1):
-        steps.append(ProgramSlide("photo", photo=slide))
-        if qr is not None and every and count % every == 0:
-            steps.append(ProgramSlide("qr", title=strings.get("qr", ""), extra=dict(qr)))
-    if closing["title"] or closing["text"]:
-        steps.append(ProgramSlide("closing", title=closing["title"], text=closing["text"]))
-    return steps
-
-
-def caption(slide: Slide, fields: Iterable[str]) -> dict[str, str]:
-    """The caption parts an event shows ("" for the others), with the text's language."""
-    shown = set(fields)
-    return {
-        "name": slide.name if "name" in shown else "",
-        "city": slide.city if "city" in shown else "",
-        "message": slide.message if "message" in shown else "",
-        "source": slide.source if "source" in shown else "",
-        "lang": slide.language or "",
-        "dir": slide.direction,
-    }
-
-
-def slide_alt(slide: Slide, gettext: Callable[[str], str]) -> str:
-    """The image's alt text, or a description made from its caption when the author gave none."""
-    if slide.alt:
-        return slide.alt
-    if slide.name:
-        return gettext("Photo shared by %(name)s") % {"name": slide.name}
-    return gettext("A photo shared in remembrance")
-
-
-def feed_item(
-    slide: Slide,
-    fields: Iterable[str],
-    *,
-    image_url: Callable[[Slide, str], str],
-    gettext: Callable[[str], str],
-) -> dict[str, Any]:
-    """One entry of the feed's ``items`` (schema in the module docstring)."""
-    return {
-        "id": slide.id,
-        "submission": slide.submission,
-        "image": image_url(slide, "slide"),
-        "thumb": image_url(slide, "thumb"),
-        "width": slide.width,
-        "height": slide.height,
-        "color": slide.color,
-        "alt": slide_alt(slide, gettext),
-        "pinned": slide.pinned,
-        "posted_at": slide.posted_at.isoformat(),
-        "caption": caption(slide, fields),
-    }
-
-
-def feed_items(
-    slides: Iterable[Slide],
-    settings: dict[str, Any],
-    *,
-    image_url: Callable[[Slide, str], str],
-    gettext: Callable[[str], str],
-) -> list[dict[str, Any]]:
-    """The feed's ``items`` list (schema in the module docstring)."""
-    fields = settings["captions"]
-    return [feed_item(s, fields, image_url=image_url, gettext=gettext) for s in slides]
-
-
-def display_strings(gettext: Callable[[str], str]) -> dict[str, Any]:
-    """On-screen words of the displays, in the event's language."""
-    return {
-        "silence": gettext("A moment of silence"),
-        "qr": gettext("Add your photo"),
-        "paused": gettext("Paused"),
-        "offline": gettext("Offline — still showing the photos already here"),
-        "empty": gettext("Photos will appear here as they are shared."),
-        "help": {
-            "next": gettext("Next photo"),
-            "prev": gettext("Previous photo"),
-            "fullscreen": gettext("Full screen"),
-            "blank": gettext("Blank the screen"),
-            "pause": gettext("Pause or resume"),
-            "help": gettext("Show or hide this help"),
-        },
-    }
-
-
-def feed_document(
-    *,
-    event: Event,
-    campaign: Campaign | None,
-    slides: list[Slide],
-    lang: str,
-    direction: str,
-    image_url: Callable[[Slide, str], str],
-    gettext: Callable[[str], str],
-    qr: dict[str, Any] | None = None,
-    logo_url: str | None = None,
-    with_version: bool = True,
-) -> dict[str, Any]:
-    """The feed without ``control``; ``version`` hashes everything in it (left out when
-    ``with_version`` is false, for callers that serialize once and hash the bytes)."""
-    settings = effective_settings(event)
-    intro, closing = settings["intro"], settings["closing"]
-    document: dict[str, Any] = {
-        "event": {
-            "name": event.name,
-            "title": campaign.name if campaign else event.name,
-            "lang": lang,
-            "dir": direction,
-        },
-        "settings": {
-            "interval": settings["interval"],
-            "transition": settings["transition"],
-            "order": settings["order"],
-            "captions": settings["captions"],
-            "theme": settings["theme"],
-            "qr_every": settings["qr_every"] if qr else 0,
-            "silence_seconds": settings["silence_seconds"],
-            "silence_slide": bool(settings["silence_slide"]),
-            "logo": logo_url,
-        },
-        "intro": intro if intro["title"] or intro["text"] else None,
-        "closing": closing if closing["title"] or closing["text"] else None,
-        "qr": qr,
-        "strings": display_strings(gettext),
-        "items": feed_items(slides, settings, image_url=image_url, gettext=gettext),
-    }
-    if with_version:
-        document["version"] = document_version(document)
-    return document
-
-
-def document_version(document: dict[str, Any]) -> str:
-    """A short stable hash of a feed document (its ``version`` and ``control`` excluded)."""
-    body = {k: v for k, v in document.items() if k not in {"version", "control"}}
-    raw = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
-
-
 def slide_key(
     *,
     session: Session,
@@ -495,17 +351,3 @@ def slide_key(
     keys = keys or {}
     key = keys.get(style) or keys.get("slide")
     return str(key) if key else None
-
-
-def upload_url(public_base_url: str, campaign: Campaign) -> str:
-    """Absolute address of a campaign's upload page (what the QR code opens)."""
-    return f"{public_base_url.rstrip('/')}/c/{campaign.slug}"
-
-
-def qr_svg(url: str) -> bytes:
-    """A black-on-white QR code (medium error correction) as SVG bytes."""
-    buffer = io.BytesIO()
-    segno.make(url, error="m").save(
-        buffer, kind="svg", scale=10, border=2, dark="#000", light="#fff", xmldecl=False
-    )
-    return buffer.getvalue()

@@ -2,11 +2,12 @@
 
 Every change that can alter a feed goes through an audited service (ingest, approval,
 takedown, withdrawal, caption and alt-text edits, rotation, pinning: each adds an AuditEntry),
-so a feed is rebuilt when ``max(AuditEntry.id)`` or the event's settings change, and at the
-latest every ``max_age`` seconds as a safety net for changes made outside the services. The
-check is one indexed query. A rebuild reuses the slides and their serialized JSON for rows
-that did not change, so after one approval only that item is converted again. The control
-part is always read fresh: "blank all screens" must not wait.
+so a feed is rebuilt when ``max(AuditEntry.id)`` or the event's settings change, and fully
+at least every ``max_age`` seconds as a safety net for changes made outside the services. The
+check is one indexed query. A rebuild requeries only the submissions audited since the last
+one and reuses every other slide with its serialized JSON, so after one approval only that
+item is read and converted. The control part is always read fresh: "blank all screens" must
+not wait.
 """
 
 from __future__ import annotations
@@ -19,18 +20,21 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from aggregator import i18n
 from aggregator.errors import NotFound
 from aggregator.models import AuditEntry, Campaign, Event, ShareLink, utcnow
 from aggregator.services.events import active_share_link
-from aggregator.services.slideshows import Slide, build_slides, feed_document, feed_item, upload_url
+from aggregator.services.slideshows import Slide, arrange, build_slides, query_slides
 from aggregator.services.slideshows_control import control_state
+from aggregator.services.slideshows_document import feed_document, feed_item, upload_url
 from aggregator.services.slideshows_settings import effective_settings
 
 DEFAULT_MAX_AGE: Final = 30.0
 MAX_ENTRIES: Final = 500
+# More changed submissions than this since the last build: query everything again.
+MAX_INCREMENTAL: Final = 200
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,10 @@ class LiveFeed:
 @dataclass
 class _Entry:
     fingerprint: tuple[Any, ...]
-    built_at: float
+    built_at: float  # of the last full query
     body: FeedBody
     memo: dict[tuple[Any, ...], Slide | None] = field(default_factory=dict)
+    by_submission: dict[int, list[Slide]] = field(default_factory=dict)
 
 
 def display_language(event: Event, requested: str, enabled: tuple[str, ...]) -> str:
@@ -93,6 +98,7 @@ class FeedCache:
         # ttl: the longest a feed is reused without a rebuild, even when nothing was audited.
         self.max_age = ttl
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self._entries: dict[tuple[int, str], _Entry] = {}
 
     def clear(self) -> None:
@@ -121,23 +127,84 @@ class FeedCache:
         with self._lock:
             entry = self._entries.get(key)
         if entry is None or entry.fingerprint != current or now - entry.built_at > self.max_age:
-            # Slides and their JSON stay valid while settings and language are the same.
-            reuse = entry is not None and entry.fingerprint[1:] == current[1:]
-            memo = entry.memo if entry is not None and reuse else {}
-            body = build_body(
-                session=session,
-                event=event,
-                link=link,
-                lang=lang,
-                public_base_url=public_base_url,
-                memo=memo,
-            )
-            entry = _Entry(current, now, body, memo)
-            with self._lock:
-                if len(self._entries) >= MAX_ENTRIES:  # bounded: old links' entries go
-                    self._entries.clear()
-                self._entries[key] = entry
+            # One rebuild at a time: screens polling together after a change wait for it
+            # rather than all doing the same work.
+            with self._build_lock:
+                with self._lock:
+                    latest = self._entries.get(key)
+                if latest is not None and latest is not entry and latest.fingerprint == current:
+                    entry = latest
+                else:
+                    entry = self._rebuild(
+                        session, event, link, lang, public_base_url, latest, current
+                    )
+                    with self._lock:
+                        if len(self._entries) >= MAX_ENTRIES:  # bounded: old links' go
+                            self._entries.clear()
+                        self._entries[key] = entry
         return LiveFeed(link=link, event=event, body=entry.body, control=control_state(event))
+
+    def _rebuild(
+        self,
+        session: Session,
+        event: Event,
+        link: ShareLink,
+        lang: str,
+        public_base_url: str,
+        entry: _Entry | None,
+        current: tuple[Any, ...],
+    ) -> _Entry:
+        """Requery only the submissions audited since the last build when that is enough;
+        everything after a settings change, past ``max_age``, or after many changes."""
+        now = time.monotonic()
+        # Slides and their JSON stay valid while settings and language are the same.
+        same_settings = entry is not None and entry.fingerprint[1:] == current[1:]
+        changed: list[int] | None = None
+        if entry is not None and same_settings and now - entry.built_at <= self.max_age:
+            changed = changed_submissions(session, entry.fingerprint[0], current[0])
+        if entry is not None and changed is not None:
+            by_submission = dict(entry.by_submission)  # the old entry may still be read
+            for submission_id in changed:
+                by_submission.pop(submission_id, None)
+            for slide in query_slides(session=session, event=event, submission_ids=changed):
+                by_submission.setdefault(slide.submission_id, []).append(slide)
+            built_at, memo = entry.built_at, entry.memo
+        else:
+            memo = entry.memo if entry is not None and same_settings else {}
+            by_submission = {}
+            for slide in query_slides(session=session, event=event, memo=memo):
+                by_submission.setdefault(slide.submission_id, []).append(slide)
+            built_at = now
+        slides = arrange(
+            [s for group in by_submission.values() for s in group],
+            effective_settings(event)["order"],
+            event.id or 0,
+        )
+        body = build_body(
+            session=session,
+            event=event,
+            link=link,
+            lang=lang,
+            public_base_url=public_base_url,
+            slides=slides,
+        )
+        return _Entry(current, built_at, body, memo, by_submission)
+
+
+def changed_submissions(session: Session, after: int | None, upto: int | None) -> list[int] | None:
+    """Submissions audited after audit row ``after`` up to ``upto``; None when a full
+    rebuild is simpler (no earlier mark, or too many changes)."""
+    if after is None or upto is None:
+        return None
+    ids = session.exec(
+        select(AuditEntry.submission_id)
+        .where(col(AuditEntry.id) > after, col(AuditEntry.id) <= upto)
+        .distinct()
+        .limit(MAX_INCREMENTAL + 1)
+    ).all()
+    if len(ids) > MAX_INCREMENTAL:
+        return None
+    return [int(i) for i in ids if i is not None]
 
 
 def show_path(token: str) -> str:
@@ -152,12 +219,14 @@ def build_body(
     link: ShareLink,
     lang: str,
     public_base_url: str,
-    memo: dict[tuple[Any, ...], Slide | None] | None = None,
+    slides: list[Slide] | None = None,
 ) -> FeedBody:
-    """Build and serialize the feed (without control) for one link and language."""
+    """Serialize the feed (without control) of ``slides`` (default: the event's, queried)
+    for one link and language; slides keep their JSON for the next build."""
     base = show_path(link.token)
     campaign = session.get(Campaign, event.campaign_id)
-    slides = build_slides(session=session, event=event, memo=memo)
+    if slides is None:
+        slides = build_slides(session=session, event=event)
     settings = effective_settings(event)
     gettext = i18n.translations(lang).gettext
 

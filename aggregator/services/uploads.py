@@ -51,6 +51,7 @@ from aggregator.services.uploads_problems import (
 from aggregator.services.uploads_staging import (
     STAGE_TTL,
     SUFFIXES,
+    counter_session,
     delete_files,
     load_staged,
     owner_of,
@@ -88,7 +89,8 @@ _BIDI_CONTROLS: Final = dict.fromkeys(
     map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 )
 
-Processor = Callable[[bytes, str], ProcessedImage]
+# Reads one received file and turns it into derivatives (or raises ImageRejected).
+Processor = Callable[[ReceivedFile], ProcessedImage]
 
 # -- window and rate ---------------------------------------------------------------------
 
@@ -121,8 +123,8 @@ def count_upload(session: Session, settings: Settings, ip: str, *, photo: bool =
     session.commit()
     limit = settings.upload_rate_limit * (settings.upload_max_files if photo else 1)
     key = f"{'upload-photo' if photo else 'upload'}:{ratelimit.ip_bucket(ip)}"
-    with write_lock(session):
-        ratelimit.hit(session, key, limit, settings.upload_rate_window_seconds)
+    with write_lock(session), counter_session(session) as counters:
+        ratelimit.hit(counters, key, limit, settings.upload_rate_window_seconds)
 
 
 def open_upload(
@@ -199,8 +201,10 @@ def make_processor(settings: Settings) -> Processor:
     """The media pipeline with the configured limits."""
     limits = media_limits(settings)
 
-    def run(data: bytes, filename: str) -> ProcessedImage:
-        return process_image(data, filename=filename, limits=limits)
+    def run(file: ReceivedFile) -> ProcessedImage:
+        # Read here, inside the limited worker thread: at most PROCESSING_CONCURRENCY photos
+        # are in memory at once however many uploads are streaming in.
+        return process_image(file.read(), filename=file.filename, limits=limits)
 
     return run
 
@@ -230,12 +234,6 @@ def tune_allocator() -> bool:
     return bool(mallopt is not None and mallopt(M_MMAP_THRESHOLD, 1024 * 1024))
 
 
-def _process_one(file: ReceivedFile, processor: Processor) -> ProcessedImage:
-    # The bytes are read here, inside the limited thread, so at most PROCESSING_CONCURRENCY
-    # uploads are in memory at once however many are streaming in.
-    return processor(file.read(), file.filename)
-
-
 async def process_files(
     files: Sequence[ReceivedFile], processor: Processor, limiter: anyio.CapacityLimiter
 ) -> list[ProcessedImage | Problem]:
@@ -243,7 +241,7 @@ async def process_files(
     results: list[ProcessedImage | Problem] = []
     for index, file in enumerate(files):
         try:
-            image = await anyio.to_thread.run_sync(_process_one, file, processor, limiter=limiter)
+            image = await anyio.to_thread.run_sync(processor, file, limiter=limiter)
         except ImageRejected as exc:
             results.append(problem_for(exc, filename=file.filename, index=index))
         else:

@@ -229,7 +229,7 @@ class _Receiver:
                 filename=file.filename,
                 limit=self.max_file_bytes,
             )
-        file.spool.write(data[start:end])
+        file.spool.write(memoryview(data)[start:end])  # no copy of the chunk
 
     def on_part_end(self) -> None:
         if self._file is None:

@@ -117,12 +117,19 @@ def load_user(request: Request, session: Session) -> User | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token or len(token) > 100:
         return None
-    row = session.exec(
-        select(LoginSession).where(LoginSession.token_hash == hash_token(token))
+    found_row = session.exec(
+        select(LoginSession, User)
+        .join(User, col(User.id) == col(LoginSession.user_id))
+        .where(LoginSession.token_hash == hash_token(token))
     ).first()
-    if row is None:
-        session.commit()
+    # Always end the transaction before the route runs: a SQLite read snapshot kept open
+    # would make the request's first write fail if another writer committed in between.
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    if found_row is None:
+        if sqlite:
+            session.commit()
         return None
+    row, found = found_row
     settings: Settings = request.app.state.settings
     now = utcnow()
     idle = timedelta(minutes=settings.session_idle_minutes)
@@ -130,16 +137,16 @@ def load_user(request: Request, session: Session) -> User | None:
         session.execute(delete(LoginSession).where(col(LoginSession.id) == row.id))
         session.commit()
         return None
-    found = session.get(User, row.user_id)
-    if found is None or not found.active:
-        session.commit()
+    if not found.active:
+        if sqlite:
+            session.commit()
         return None
-    if now - row.last_seen_at >= TOUCH_EVERY:
+    touched = now - row.last_seen_at >= TOUCH_EVERY
+    if touched:
         row.last_seen_at = now
         session.add(row)
-    # Always end the transaction here: a SQLite read snapshot kept open would make the
-    # request's first write fail if another writer committed in between.
-    session.commit()
+    if touched or sqlite:
+        session.commit()
     request.state.user = found
     return found
 

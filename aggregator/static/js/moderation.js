@@ -5,7 +5,8 @@
   "use strict";
 
   var root = document.getElementById("moderation");
-  if (!root) return;
+  var strings = document.getElementById("mod-strings");
+  if (!root || !strings) return;
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
   var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
   var statusLine = document.getElementById("mod-status");
@@ -16,7 +17,7 @@
   var current = -1;
   var history = []; // decisions made on this page, newest last: {id, action}
 
-  function t(name) { return root.getAttribute("data-l-" + name) || name; }
+  function t(name) { return strings.getAttribute("data-l-" + name) || name; }
   function cards() { return Array.prototype.slice.call(document.querySelectorAll(".mod-card")); }
   function say(text) { statusLine.textContent = text; }
 
@@ -72,13 +73,13 @@
     card.setAttribute("data-status", status);
     var badge = card.querySelector('[data-role="status"]');
     if (badge) badge.textContent = t(status === "removed" ? "removed" : status);
-    // The plain-form buttons no longer match the state; hide those that do not apply.
-    card.querySelectorAll(".mod-action-form").forEach(function (form) {
-      var action = form.getAttribute("data-action");
+    // The card's buttons no longer match the state; hide those that do not apply.
+    card.querySelectorAll(".mod-action-form [data-action]").forEach(function (button) {
+      var action = button.getAttribute("data-action");
       var show = (status === "pending" && (action === "approve" || action === "reject")) ||
         (status === "rejected" && action === "undo") || (status === "approved" && action === "remove");
       if (action === "pin" || action === "unpin") show = status === "pending" || status === "approved";
-      form.hidden = !show;
+      button.hidden = !show;
     });
   }
 
@@ -307,7 +308,7 @@
       event.preventDefault();
       var card = form.closest(".mod-card");
       focusCard(cards().indexOf(card));
-      var action = form.getAttribute("data-action");
+      var action = event.submitter ? event.submitter.getAttribute("data-action") : "approve";
       if (action === "approve") approve(card);
       else if (action === "reject") reject(card);
       else if (action === "undo") {

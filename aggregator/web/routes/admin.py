@@ -25,7 +25,7 @@ from aggregator.services.campaigns import DEFAULT_CONSENT
 from aggregator.services.rules import RULE_LABELS, list_rules
 from aggregator.web.auth import AdminUser, ModeratorUser
 from aggregator.web.csrf import require_csrf_form
-from aggregator.web.routes.api_moderation import actor_label
+from aggregator.web.routes.api_moderation import DbId, actor_label
 from aggregator.web.templating import gettext, render
 
 router = APIRouter(include_in_schema=False)
@@ -205,7 +205,7 @@ def campaign_new(request: Request, session: SessionDep, user: AdminUser) -> Resp
 
 @router.get("/admin/campaigns/{campaign_id}", name="admin_campaign")
 def campaign_edit(
-    request: Request, session: SessionDep, user: AdminUser, campaign_id: int
+    request: Request, session: SessionDep, user: AdminUser, campaign_id: DbId
 ) -> Response:
     """The campaign form filled with the campaign's values."""
     campaign = session.get(Campaign, campaign_id)
@@ -262,7 +262,7 @@ def campaign_update(
     user: AdminUser,
     _csrf: CsrfChecked,
     data: FormData,
-    campaign_id: int,
+    campaign_id: DbId,
 ) -> Response:
     """Save a campaign's texts, window, moderation mode and rules."""
     campaign = session.get(Campaign, campaign_id)

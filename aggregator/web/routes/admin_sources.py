@@ -19,7 +19,7 @@ from aggregator.services.dashboard import source_health
 from aggregator.web.auth import AdminUser
 from aggregator.web.csrf import require_csrf_form
 from aggregator.web.routes.admin import NO_STORE, FormData, translate_errors
-from aggregator.web.routes.api_moderation import actor_label
+from aggregator.web.routes.api_moderation import DbId, actor_label
 from aggregator.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -124,7 +124,7 @@ def source_new(request: Request, session: SessionDep, user: AdminUser) -> Respon
     values = {
         "kind": "mastodon",
         "interval": 300,
-        "campaign_id": int(campaign) if campaign.isdigit() else None,
+        "campaign_id": int(campaign) if campaign.isdigit() and len(campaign) < 10 else None,
     }
     return _form_page(request, session, None, values, {})
 
@@ -137,7 +137,11 @@ def source_create(
     errors: dict[str, str] = {}
     config, interval = _parse(data, errors)
     campaign_id = data.get("campaign_id", "")
-    campaign = session.get(Campaign, int(campaign_id)) if campaign_id.isdigit() else None
+    campaign = (
+        session.get(Campaign, int(campaign_id))
+        if campaign_id.isdigit() and len(campaign_id) < 10
+        else None
+    )
     if campaign is None:
         errors["campaign_id"] = "Choose a campaign."
     kind = data.get("kind", "")
@@ -177,7 +181,9 @@ def _source(session: Session, source_id: int) -> Source:
 
 
 @router.get("/admin/sources/{source_id}", name="admin_source")
-def source_edit(request: Request, session: SessionDep, user: AdminUser, source_id: int) -> Response:
+def source_edit(
+    request: Request, session: SessionDep, user: AdminUser, source_id: DbId
+) -> Response:
     """The source form with its current settings (secrets are never shown)."""
     source = _source(session, source_id)
     return _form_page(request, session, source, _values_of(source), {})
@@ -190,7 +196,7 @@ def source_update(
     user: AdminUser,
     _csrf: CsrfChecked,
     data: FormData,
-    source_id: int,
+    source_id: DbId,
 ) -> Response:
     """Change a source's name, address, hashtags, credentials or interval."""
     source = _source(session, source_id)
@@ -217,7 +223,7 @@ def source_update(
 
 @router.post("/admin/sources/{source_id}/pause", name="admin_source_pause")
 def source_pause(
-    session: SessionDep, user: AdminUser, _csrf: CsrfChecked, data: FormData, source_id: int
+    session: SessionDep, user: AdminUser, _csrf: CsrfChecked, data: FormData, source_id: DbId
 ) -> Response:
     """Pause (``enabled=0``) or resume (``enabled=1``) a source."""
     source = _source(session, source_id)
@@ -244,7 +250,7 @@ async def _collect(request: Request, source_id: int) -> None:
 
 @router.post("/admin/sources/{source_id}/collect", name="admin_source_collect")
 def source_collect(
-    request: Request, session: SessionDep, user: AdminUser, _csrf: CsrfChecked, source_id: int
+    request: Request, session: SessionDep, user: AdminUser, _csrf: CsrfChecked, source_id: DbId
 ) -> Response:
     """Collect now; the page returns at once and health shows the result on reload."""
     source = _source(session, source_id)

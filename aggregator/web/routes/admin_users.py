@@ -24,7 +24,7 @@ from aggregator.services.users import EMAIL_RE, INVITE_DAYS, create_user, hash_t
 from aggregator.web.auth import AdminUser, end_user_sessions
 from aggregator.web.csrf import require_csrf_form
 from aggregator.web.routes.admin import NO_STORE, FormData, translate_errors
-from aggregator.web.routes.api_moderation import actor_label
+from aggregator.web.routes.api_moderation import DbId, actor_label
 from aggregator.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -127,7 +127,7 @@ def _target(session: Session, user_id: int) -> User:
 
 @router.post("/admin/users/{user_id}/role", name="admin_user_role")
 def user_role(
-    session: SessionDep, user: AdminUser, _csrf: CsrfChecked, data: FormData, user_id: int
+    session: SessionDep, user: AdminUser, _csrf: CsrfChecked, data: FormData, user_id: DbId
 ) -> Response:
     """Change someone's role (not your own)."""
     target = _target(session, user_id)
@@ -146,7 +146,7 @@ def user_role(
 
 @router.post("/admin/users/{user_id}/active", name="admin_user_active")
 def user_active(
-    session: SessionDep, user: AdminUser, _csrf: CsrfChecked, data: FormData, user_id: int
+    session: SessionDep, user: AdminUser, _csrf: CsrfChecked, data: FormData, user_id: DbId
 ) -> Response:
     """Deactivate (ends the person's sessions and claims) or reactivate an account."""
     target = _target(session, user_id)
@@ -166,7 +166,7 @@ def user_active(
 
 @router.post("/admin/users/{user_id}/invite", name="admin_user_reinvite")
 def user_reinvite(
-    request: Request, session: SessionDep, user: AdminUser, _csrf: CsrfChecked, user_id: int
+    request: Request, session: SessionDep, user: AdminUser, _csrf: CsrfChecked, user_id: DbId
 ) -> Response:
     """A fresh invitation link (also a password reset: the old password stops working)."""
     target = _target(session, user_id)

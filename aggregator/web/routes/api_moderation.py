@@ -8,19 +8,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 
 from aggregator.deps import SessionDep
 from aggregator.media.storage import Storage
 from aggregator.models import MediaAsset, Submission, SubmissionStatus, User
-from aggregator.services import moderation, moderation_edit, moderation_queue, takedown
+from aggregator.services import (
+    moderation,
+    moderation_bulk,
+    moderation_edit,
+    moderation_queue,
+    takedown,
+)
 from aggregator.services.ingest import media_limits
 from aggregator.web.auth import ModeratorUser
 from aggregator.web.csrf import check_csrf
 
 router = APIRouter(prefix="/api/v1", tags=["moderation"])
+# Database ids are 32-bit on PostgreSQL; larger numbers are refused here, not by the driver.
+MAX_ID = 2**31 - 1
+DbId = Annotated[int, Path(ge=1, le=MAX_ID)]
+BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 async def require_csrf_header(request: Request) -> None:
@@ -55,7 +65,7 @@ class ReasonIn(BaseModel):
 class BulkIn(BaseModel):
     """A bulk decision on selected items."""
 
-    ids: list[int] = Field(min_length=1, max_length=moderation.BULK_MAX)
+    ids: list[BodyId] = Field(min_length=1, max_length=moderation.BULK_MAX)
     action: Literal["approve", "reject"]
     reason: str = Field("", max_length=1000)
 
@@ -73,7 +83,7 @@ class EditIn(BaseModel):
 
     text: str | None = Field(None, max_length=moderation_edit.MAX_TEXT)
     author_name: str | None = Field(None, max_length=moderation_edit.MAX_CREDIT)
-    alt_texts: dict[int, str] | None = None
+    alt_texts: dict[BodyId, Annotated[str, Field(max_length=moderation_edit.MAX_ALT)]] | None = None
 
 
 class RotateIn(BaseModel):
@@ -92,7 +102,7 @@ class PinIn(BaseModel):
 class ClaimsIn(BaseModel):
     """Items still on the moderator's screen."""
 
-    ids: list[int] = Field(max_length=500)
+    ids: list[BodyId] = Field(max_length=500)
 
 
 def actor_label(user: User) -> str:
@@ -142,13 +152,13 @@ def api_queue(
     session: SessionDep,
     user: ModeratorUser,
     status: SubmissionStatus = SubmissionStatus.pending,
-    campaign: Annotated[int | None, Query(ge=1)] = None,
-    source: Annotated[int | None, Query(ge=1)] = None,
+    campaign: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    source: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     flag: Annotated[
         str | None, Query(pattern="^(" + "|".join(moderation_queue.FLAG_FILTERS) + ")$")
     ] = None,
     language: Annotated[str | None, Query(max_length=20)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = moderation_queue.PAGE_SIZE,
 ) -> list[SubmissionOut]:
     """One page of the queue, oldest first (pending items are claimed for you)."""
@@ -169,7 +179,7 @@ def api_queue(
 @router.post(
     "/submissions/{submission_id}/approve", response_model=SubmissionOut, dependencies=[CsrfHeader]
 )
-def api_approve(submission_id: int, session: SessionDep, user: ModeratorUser) -> SubmissionOut:
+def api_approve(submission_id: DbId, session: SessionDep, user: ModeratorUser) -> SubmissionOut:
     """Approve (or give the first of two approvals for a flagged item)."""
     decision = moderation.approve(
         session=session,
@@ -184,7 +194,7 @@ def api_approve(submission_id: int, session: SessionDep, user: ModeratorUser) ->
     "/submissions/{submission_id}/reject", response_model=SubmissionOut, dependencies=[CsrfHeader]
 )
 def api_reject(
-    submission_id: int, session: SessionDep, user: ModeratorUser, body: ReasonIn | None = None
+    submission_id: DbId, session: SessionDep, user: ModeratorUser, body: ReasonIn | None = None
 ) -> SubmissionOut:
     """Reject a pending item, with an optional reason."""
     submission = moderation.transition(
@@ -201,7 +211,7 @@ def api_reject(
 @router.post(
     "/submissions/{submission_id}/undo", response_model=SubmissionOut, dependencies=[CsrfHeader]
 )
-def api_undo(submission_id: int, session: SessionDep, user: ModeratorUser) -> SubmissionOut:
+def api_undo(submission_id: DbId, session: SessionDep, user: ModeratorUser) -> SubmissionOut:
     """Undo a rejection: the item is pending again."""
     submission = moderation.transition(
         session=session,
@@ -219,7 +229,7 @@ def api_undo(submission_id: int, session: SessionDep, user: ModeratorUser) -> Su
     "/submissions/{submission_id}/remove", response_model=SubmissionOut, dependencies=[CsrfHeader]
 )
 def api_remove(
-    submission_id: int,
+    submission_id: DbId,
     request: Request,
     session: SessionDep,
     user: ModeratorUser,
@@ -240,7 +250,7 @@ def api_remove(
 @router.post("/submissions/bulk", response_model=BulkOut, dependencies=[CsrfHeader])
 def api_bulk(body: BulkIn, session: SessionDep, user: ModeratorUser) -> BulkOut:
     """Approve or reject many items; items someone else decided are listed as conflicts."""
-    result = moderation.bulk(
+    result = moderation_bulk.bulk(
         session=session,
         ids=body.ids,
         action=body.action,
@@ -257,7 +267,7 @@ def api_bulk(body: BulkIn, session: SessionDep, user: ModeratorUser) -> BulkOut:
     "/submissions/{submission_id}/edit", response_model=SubmissionOut, dependencies=[CsrfHeader]
 )
 def api_edit(
-    submission_id: int, body: EditIn, session: SessionDep, user: ModeratorUser
+    submission_id: DbId, body: EditIn, session: SessionDep, user: ModeratorUser
 ) -> SubmissionOut:
     """Change the caption, the credit and/or image descriptions."""
     submission = moderation_edit.edit(
@@ -276,7 +286,7 @@ def api_edit(
     "/submissions/{submission_id}/rotate", response_model=SubmissionOut, dependencies=[CsrfHeader]
 )
 def api_rotate(
-    submission_id: int, body: RotateIn, request: Request, session: SessionDep, user: ModeratorUser
+    submission_id: DbId, body: RotateIn, request: Request, session: SessionDep, user: ModeratorUser
 ) -> SubmissionOut:
     """Turn the item's images clockwise; new image URLs are returned."""
     assets = moderation_edit.rotate(
@@ -298,7 +308,7 @@ def api_rotate(
     "/submissions/{submission_id}/pin", response_model=SubmissionOut, dependencies=[CsrfHeader]
 )
 def api_pin(
-    submission_id: int, session: SessionDep, user: ModeratorUser, body: PinIn | None = None
+    submission_id: DbId, session: SessionDep, user: ModeratorUser, body: PinIn | None = None
 ) -> SubmissionOut:
     """Pin an item so slideshows show it next (or unpin it)."""
     submission = moderation_edit.pin(

@@ -9,16 +9,17 @@ nothing that is not already on the public gallery. Lists answer with an ETag and
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aggregator.deps import SessionDep
 from aggregator.models import Campaign
 from aggregator.services.campaigns import get_campaign, localized
 from aggregator.services.gallery import (
@@ -31,6 +32,7 @@ from aggregator.services.gallery import (
     public_items,
 )
 from aggregator.services.gallery_feed import atom_feed
+from aggregator.web.body_cache import body_cache
 
 router = APIRouter()
 
@@ -156,6 +158,23 @@ ERRORS: Final[dict[int | str, dict[str, Any]]] = {
 # -- helpers --------------------------------------------------------------------------------
 
 
+async def public_session(request: Request) -> AsyncIterator[Session]:
+    """The database session of the public read routes.
+
+    Made on the event loop (creating a Session does no I/O) and closed by the route itself in
+    its worker thread (``with session:``), so a request costs one thread hop instead of three;
+    the close below is then a no-op. These pages are what every visitor and partner site hits.
+    """
+    session = Session(request.app.state.engine, expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+PublicSession = Annotated[Session, Depends(public_session)]
+
+
 def public_links(request: Request, *, absolute: bool = True) -> Links:
     """URL builder for this app: absolute on ``public_base_url``, or site-relative paths."""
     base = request.app.state.settings.public_base_url.rstrip("/") if absolute else ""
@@ -246,12 +265,12 @@ def campaign_out(campaign: Campaign, links: Links) -> CampaignOut:
     tags=["public"],
     summary="List campaigns",
 )
-def list_campaigns(request: Request, session: SessionDep) -> Response:
+def list_campaigns(request: Request, session: PublicSession) -> Response:
     """Every campaign with links to its gallery, items, feed and embed page."""
+    with session:
+        campaigns = public_campaigns(session=session)
     links = public_links(request)
-    body = CampaignList(
-        campaigns=[campaign_out(c, links) for c in public_campaigns(session=session)]
-    )
+    body = CampaignList(campaigns=[campaign_out(c, links) for c in campaigns])
     return cached_response(request, body.model_dump_json().encode(), "application/json")
 
 
@@ -265,7 +284,7 @@ def list_campaigns(request: Request, session: SessionDep) -> Response:
 )
 def list_items(
     request: Request,
-    session: SessionDep,
+    session: PublicSession,
     slug: str,
     before: Annotated[
         str | None, Query(max_length=64, description="Cursor from a previous page's next_cursor.")
@@ -277,22 +296,28 @@ def list_items(
     ] = None,
 ) -> Response:
     """Approved photos whose authors agreed to web publication, newest first."""
-    campaign = get_campaign(session=session, slug=slug)
-    filters = parse_filters(city, language)
-    page = public_items(
-        session=session, campaign=campaign, filters=filters, before=before, limit=limit
-    )
-    links = public_links(request)
-    next_url = None
-    if page.next_cursor:
-        query = {"before": page.next_cursor, "limit": limit, **filters.query()}
-        next_url = f"{links.items(slug)}?{urlencode(query)}"
-    body = ItemPage(
-        items=[item_out(item, slug, links) for item in page.items],
-        next_cursor=page.next_cursor,
-        next=next_url,
-    )
-    return cached_response(request, body.model_dump_json().encode(), "application/json")
+    with session:
+        campaign = get_campaign(session=session, slug=slug)
+        filters = parse_filters(city, language)
+        page = public_items(
+            session=session, campaign=campaign, filters=filters, before=before, limit=limit
+        )
+
+    def make() -> bytes:
+        links = public_links(request)
+        next_url = None
+        if page.next_cursor:
+            query = {"before": page.next_cursor, "limit": limit, **filters.query()}
+            next_url = f"{links.items(slug)}?{urlencode(query)}"
+        body = ItemPage(
+            items=[item_out(item, slug, links) for item in page.items],
+            next_cursor=page.next_cursor,
+            next=next_url,
+        )
+        return body.model_dump_json().encode()
+
+    key = ("api-items", slug, filters, limit, tuple(page.items), page.next_cursor)
+    return cached_response(request, body_cache(request).get_or_make(key, make), "application/json")
 
 
 @router.get(
@@ -307,17 +332,24 @@ def list_items(
         422: {"content": {"text/html": {}}, "description": "Not a valid campaign name."},
     },
 )
-def feed(request: Request, session: SessionDep, slug: str) -> Response:
+def feed(request: Request, session: PublicSession, slug: str) -> Response:
     """The newest public photos as Atom entries with Media RSS image elements."""
-    campaign = get_campaign(session=session, slug=slug)
-    page = public_items(session=session, campaign=campaign, limit=FEED_SIZE)
-    body = atom_feed(
-        campaign,
-        page.items,
-        public_links(request),
-        # Items come newest first, so the first one is the feed's latest change.
-        updated=page.items[0].posted_at if page.items else campaign.created_at,
-    )
+    with session:
+        campaign = get_campaign(session=session, slug=slug)
+        page = public_items(session=session, campaign=campaign, limit=FEED_SIZE)
+
+    def make() -> bytes:
+        return atom_feed(
+            campaign,
+            page.items,
+            public_links(request),
+            # Items come newest first, so the first one is the feed's latest change.
+            updated=page.items[0].posted_at if page.items else campaign.created_at,
+        )
+
+    texts = (campaign.name, campaign.description, campaign.sign_text, campaign.created_at)
+    key = ("feed", slug, texts, tuple(page.items))
+    body = body_cache(request).get_or_make(key, make)
     return cached_response(request, body, "application/atom+xml; charset=utf-8")
 
 

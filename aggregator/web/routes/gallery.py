@@ -7,16 +7,17 @@ No likes, no counters: a memorial, not a feed to compete in. Everything shown co
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from collections.abc import Callable, Hashable, Mapping
+from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
 from babel.dates import format_date
 from fastapi import APIRouter, Query
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from aggregator import i18n
-from aggregator.deps import SessionDep
+from aggregator.models import Campaign
 from aggregator.services.campaigns import get_campaign, localized
 from aggregator.services.gallery import (
     EMBED_SIZE,
@@ -26,7 +27,8 @@ from aggregator.services.gallery import (
     public_item,
     public_items,
 )
-from aggregator.web.routes.api_read import public_links
+from aggregator.web.body_cache import body_cache, cacheable
+from aggregator.web.routes.api_read import PublicSession, public_links
 from aggregator.web.templating import render
 
 router = APIRouter()
@@ -77,79 +79,103 @@ def _query(**params: str | None) -> str:
     return f"?{urlencode(clean)}" if clean else ""
 
 
+def _texts(campaign: Campaign, lang: str) -> tuple[Hashable, ...]:
+    text = localized(campaign, lang)
+    return (campaign.id, campaign.slug, campaign.name, text.name, text.description, text.sign_text)
+
+
+def _page(
+    request: Request,
+    name: str,
+    key: tuple[Hashable, ...],
+    context: Callable[[], dict[str, Any]],
+    headers: Mapping[str, str],
+) -> Response:
+    """Render ``name``, reusing the body rendered from the very same inputs (``key``)."""
+    if not cacheable(request):
+        return render(request, name, context(), headers=headers)
+    full_key = (name, str(request.base_url), request.state.lang, *key)
+    body = body_cache(request).get_or_make(
+        full_key, lambda: bytes(render(request, name, context()).body)
+    )
+    return HTMLResponse(body, headers=dict(headers))
+
+
 @router.get("/c/{slug}/gallery", name="gallery", include_in_schema=False)
 def gallery(
     request: Request,
-    session: SessionDep,
+    session: PublicSession,
     slug: str,
     before: Annotated[str | None, Query(max_length=64)] = None,
     city: Annotated[str | None, Query(max_length=200)] = None,
     language: Annotated[str | None, Query(max_length=3)] = None,
 ) -> Response:
     """One page of the grid, newest first, with an "older photos" link."""
-    campaign = get_campaign(session=session, slug=slug)
-    filters = parse_filters(city, language)
-    page = public_items(
-        session=session, campaign=campaign, filters=filters, before=before, limit=PAGE_SIZE
-    )
+    with session:
+        campaign = get_campaign(session=session, slug=slug)
+        filters = parse_filters(city, language)
+        page = public_items(
+            session=session, campaign=campaign, filters=filters, before=before, limit=PAGE_SIZE
+        )
     lang = request.state.lang
-    links = public_links(request)
-    older = _query(before=page.next_cursor, **filters.query()) if page.next_cursor else None
-    return render(
-        request,
-        "gallery/gallery.html",
-        {
+
+    def context() -> dict[str, Any]:
+        older = _query(before=page.next_cursor, **filters.query()) if page.next_cursor else None
+        return {
             "campaign": campaign,
             "text": localized(campaign, lang),
             "items": page.items,
-            "dates": {item.public_id: _date(item, lang) for item in page.items},
             "filters": filters,
             "older_url": older,
             "newest_url": _query(**filters.query()) if before else None,
-            "links": links,
+            "links": public_links(request),
             "paths": public_links(request, absolute=False),
             "filter_languages": list(i18n.LANGUAGE_NAMES.items()),
-        },
-        headers=PAGE_HEADERS,
-    )
+        }
+
+    key = (_texts(campaign, lang), filters, before, tuple(page.items), page.next_cursor)
+    return _page(request, "gallery/gallery.html", key, context, PAGE_HEADERS)
 
 
 @router.get("/c/{slug}/p/{public_id}", name="gallery_photo", include_in_schema=False)
-def photo(request: Request, session: SessionDep, slug: str, public_id: str) -> Response:
+def photo(request: Request, session: PublicSession, slug: str, public_id: str) -> Response:
     """One photo: the large image, caption, author as given, city, date and alt text."""
-    campaign = get_campaign(session=session, slug=slug)
-    item = public_item(session=session, campaign=campaign, public_id=public_id[:64])
+    with session:
+        campaign = get_campaign(session=session, slug=slug)
+        item = public_item(session=session, campaign=campaign, public_id=public_id[:64])
     lang = request.state.lang
-    links = public_links(request)
-    return render(
-        request,
-        "gallery/photo.html",
-        {
+
+    def context() -> dict[str, Any]:
+        return {
             "campaign": campaign,
             "text": localized(campaign, lang),
             "item": item,
             "date": _date(item, lang),
-            "links": links,
+            "links": public_links(request),
             "paths": public_links(request, absolute=False),
             "source_label": SOURCE_LABELS.get(item.source_kind, ""),
-        },
-        headers=PAGE_HEADERS,
+        }
+
+    return _page(
+        request, "gallery/photo.html", (_texts(campaign, lang), item), context, PAGE_HEADERS
     )
 
 
 @router.get("/c/{slug}/embed", name="gallery_embed", include_in_schema=False)
-def embed(request: Request, session: SessionDep, slug: str) -> Response:
+def embed(request: Request, session: PublicSession, slug: str) -> Response:
     """A strip of the newest photos for an iframe on a partner site."""
-    campaign = get_campaign(session=session, slug=slug)
-    page = public_items(session=session, campaign=campaign, limit=EMBED_SIZE)
-    return render(
-        request,
-        "gallery/embed.html",
-        {
+    with session:
+        campaign = get_campaign(session=session, slug=slug)
+        page = public_items(session=session, campaign=campaign, limit=EMBED_SIZE)
+    lang = request.state.lang
+
+    def context() -> dict[str, Any]:
+        return {
             "campaign": campaign,
-            "text": localized(campaign, request.state.lang),
+            "text": localized(campaign, lang),
             "items": page.items,
             "paths": public_links(request, absolute=False),
-        },
-        headers=EMBED_HEADERS,
-    )
+        }
+
+    key = (_texts(campaign, lang), tuple(page.items))
+    return _page(request, "gallery/embed.html", key, context, EMBED_HEADERS)

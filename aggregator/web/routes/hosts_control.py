@@ -157,7 +157,7 @@ def _job(session: Session, user: User, event_id: int, job_id: int) -> tuple[Even
 
 
 def _job_json(request: Request, job: ExportJob) -> dict[str, Any]:
-    done = job.status == "done"
+    done = job.status == "done" and job.storage_key is not None
     return {
         "id": job.id,
         "format": job.format,

@@ -9,18 +9,27 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query
+from markupsafe import Markup
+from pydantic import Field
 from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from aggregator import i18n
 from aggregator.deps import SessionDep
 from aggregator.errors import InvalidInput, NotFound
 from aggregator.media.storage import PRIVATE_CACHE
 from aggregator.models import AuditEntry, MediaAsset, Source, Submission, SubmissionStatus, User
-from aggregator.services import moderation, moderation_edit, moderation_queue, takedown
+from aggregator.services import (
+    moderation,
+    moderation_bulk,
+    moderation_edit,
+    moderation_queue,
+    takedown,
+)
 from aggregator.web.auth import ModeratorUser
 from aggregator.web.csrf import require_csrf_form
-from aggregator.web.routes.api_moderation import actor_label
+from aggregator.web.routes.api_moderation import MAX_ID, DbId, actor_label
 from aggregator.web.routes.auth import safe_next
 from aggregator.web.templating import render
 
@@ -28,6 +37,22 @@ router = APIRouter(include_in_schema=False)
 CsrfChecked = Annotated[None, Depends(require_csrf_form)]
 ACTIONS = ("approve", "reject", "undo", "remove", "pin", "unpin")
 QUEUE_HEADERS = {"Cache-Control": PRIVATE_CACHE}
+
+
+def static_html(request: Request) -> Markup:
+    """The dialogs and script strings of the queue in the request's language.
+
+    They hold no per-request data, so each language is rendered once per process: the
+    queue page must stay fast with 100 000 items waiting.
+    """
+    lang = getattr(request.state, "lang", "en")
+    cache: dict[str, Markup] | None = getattr(request.app.state, "moderation_static", None)
+    if cache is None:
+        cache = request.app.state.moderation_static = {}
+    if lang not in cache:
+        template = request.app.state.templates.env.get_template("moderation/_dialogs.html")
+        cache[lang] = Markup(template.render({"i18n": i18n.translations(lang), "lang": lang}))
+    return cache[lang]
 
 
 def media_prefix(request: Request) -> str:
@@ -39,7 +64,7 @@ def media_prefix(request: Request) -> str:
 def _int_or_none(value: str | None) -> int | None:
     if value is None or value.strip() == "":
         return None
-    if not value.strip().isdigit():
+    if not value.strip().isdigit() or int(value) > MAX_ID:
         raise InvalidInput("Filters take whole numbers.", field="filter")
     return int(value)
 
@@ -84,6 +109,7 @@ def queue(
             "flag_filters": moderation_queue.FLAG_FILTERS,
             "here": str(request.url.path) + ("?" + request.url.query if request.url.query else ""),
             "media": media_prefix(request),
+            "static_html": static_html(request),
         },
         headers=QUEUE_HEADERS,
     )
@@ -91,7 +117,7 @@ def queue(
 
 @router.get("/moderate/{submission_id}", name="moderate_item")
 def item(
-    request: Request, session: SessionDep, user: ModeratorUser, submission_id: int
+    request: Request, session: SessionDep, user: ModeratorUser, submission_id: DbId
 ) -> Response:
     """One item with its images and full audit history."""
     submission = session.get(Submission, submission_id)
@@ -123,7 +149,7 @@ def act(
     session: SessionDep,
     user: ModeratorUser,
     _csrf: CsrfChecked,
-    submission_id: int,
+    submission_id: DbId,
     action: str,
     reason: Annotated[str, Form(max_length=1000)] = "",
     back: Annotated[str, Form(max_length=2000)] = "/moderate",
@@ -171,13 +197,13 @@ def bulk_form(
     session: SessionDep,
     user: ModeratorUser,
     _csrf: CsrfChecked,
-    ids: Annotated[list[int], Form()] = [],  # noqa: B006 - FastAPI copies defaults
+    ids: Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Form()] = [],  # noqa: B006 - FastAPI copies defaults
     action: Annotated[str, Form(max_length=20)] = "",
     reason: Annotated[str, Form(max_length=1000)] = "",
     back: Annotated[str, Form(max_length=2000)] = "/moderate",
 ) -> Response:
     """Form fallback for the selection: approve or reject every ticked card."""
-    moderation.bulk(
+    moderation_bulk.bulk(
         session=session,
         ids=ids,
         action=action,

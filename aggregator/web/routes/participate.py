@@ -290,13 +290,18 @@ async def _finish_submission(
     fields, problems = up.read_fields(
         _multi(form), languages=languages, default_language=request.state.lang
     )
-    staged, staged_problems = await in_session(
-        request,
-        up.load_staged,
-        storage=storage,
-        campaign=campaign,
-        owner=owner,
-        tokens=form.getlist("staged"),
+    tokens = form.getlist("staged")
+    staged, staged_problems = (
+        await in_session(
+            request,
+            up.load_staged,
+            storage=storage,
+            campaign=campaign,
+            owner=owner,
+            tokens=tokens,
+        )
+        if tokens
+        else ([], [])
     )
     problems += staged_problems
     total = len(staged) + len(form.files)

@@ -25,8 +25,9 @@ from aggregator.errors import NotFound
 from aggregator.i18n import direction, translations
 from aggregator.media.storage import media_response
 from aggregator.models import Campaign
-from aggregator.services.slideshows import qr_svg, slide_key, upload_url
+from aggregator.services.slideshows import slide_key
 from aggregator.services.slideshows_control import record_heartbeat
+from aggregator.services.slideshows_document import qr_svg, upload_url
 from aggregator.services.slideshows_feed import FeedCache, LiveFeed, display_language
 from aggregator.services.slideshows_settings import effective_settings
 from aggregator.web.csrf import check_csrf
