@@ -107,7 +107,7 @@ def serve_app(port: int, workdir: Path) -> None:
     )
     app = create_app(settings, start_scheduler=False)
     canned = process_image(make_small_jpeg())
-    app.dependency_overrides[get_processor] = lambda: lambda _data, _name: canned
+    app.dependency_overrides[get_processor] = lambda: lambda _file: canned
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -319,7 +319,11 @@ def run(args: argparse.Namespace) -> int:
                 )
             finally:
                 process.terminate()
-                process.wait(timeout=15)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
             errors[mode] = errors.get(mode, 0) + result.errors
             peak[mode] = max(peak.get(mode, 0), result.peak_rss)
             if mode not in best or result.throughput > best[mode].throughput:

@@ -167,6 +167,8 @@ def live_server(app: Any) -> Iterator[str]:
 
     with serve_app(app) as base_url:
         yield base_url
+    # uvicorn runs without lifespan here, so close the app's pool ourselves.
+    app.state.engine.dispose()
 
 
 class ConsoleErrors(list[str]):

@@ -166,6 +166,8 @@ def test_embed_inside_another_sites_iframe(
         message="an embedded thumbnail to load",
     )
     assert frame.locator("a[target=_blank]").count() >= 4
+    desktop.goto(embed_url)
+    assert axe_violations(desktop) == []
     assert console_errors == []
 
 

@@ -70,7 +70,8 @@ async def test_collect_stores_posts_once_and_rerun_adds_nothing(
         second = await collect_once(settings, engine, source_id=source.id)
         assert second[0].new_items == 0
 
-    session.rollback()  # end the read snapshot: see what the job committed
+    session.rollback()  # end any read snapshot: see what the job committed
+    session.expire_all()
     submissions, assets, keys = _rows(session)
     assert (submissions, assets) == (5, 5)
     storage = LocalStorage(settings.effective_media_dir)
@@ -115,7 +116,8 @@ async def test_crash_mid_run_then_rerun_converges(
         ctx.storage = DiskFullAfter(settings.effective_media_dir, budget=7)
         crashed = await run_source(ctx, source.id, force=True)
         assert not crashed.ok and "No space left" in (crashed.error or "")
-        session.rollback()  # end the read snapshot: see what the job committed
+        session.rollback()  # end any read snapshot: see what the job committed
+        session.expire_all()
         failed = session.get(Source, source.id)
         assert failed is not None and failed.consecutive_failures == 1
         assert failed.next_run_at is not None  # backing off
@@ -132,7 +134,8 @@ async def test_crash_mid_run_then_rerun_converges(
         await ctx.api_http.aclose()
         await ctx.media_http.aclose()
 
-    session.rollback()  # end the read snapshot: see what the job committed
+    session.rollback()  # end any read snapshot: see what the job committed
+    session.expire_all()
     submissions, assets, keys = _rows(session)
     assert (submissions, assets) == (6, 6)
     assert len({s.external_id for s in session.exec(select(Submission)).all()}) == 6
@@ -149,7 +152,8 @@ async def test_failing_source_backs_off_and_reports(
     reports = await collect_once(settings, engine, source_id=source.id)
     assert not reports[0].ok
     assert reports[0].summary().startswith(f"source {source.id} (mastodon): failed")
-    session.rollback()  # end the read snapshot: see what the job committed
+    session.rollback()  # end any read snapshot: see what the job committed
+    session.expire_all()
     stored = session.get(Source, source.id)
     assert stored is not None and stored.last_error and stored.consecutive_failures == 1
 
@@ -180,6 +184,7 @@ async def test_posts_deleted_upstream_leave_the_screen(
         await ctx.api_http.aclose()
         await ctx.media_http.aclose()
     session.rollback()
+    session.expire_all()
     statuses = {s.remote_id: s.status for s in session.exec(select(Submission)).all()}
     assert statuses[deleted_id] == SubmissionStatus.withdrawn
     assert sorted(statuses.values()).count(SubmissionStatus.approved) == 2
