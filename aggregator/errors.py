@@ -1,17 +1,17 @@
 """The error tree. Domain code raises these; ``web/errors.py`` maps them to HTTP.
 
-    AggregatorError                  base; ``code`` is stable, ``message`` is for people
-    ├── NotFound                      404
-    ├── Gone                          410 (withdrawn or taken down)
-    ├── LoginRequired                 401 (JSON under /api; elsewhere a redirect to /login)
-    ├── Forbidden                     403
-    ├── Conflict                      409 (e.g. another moderator decided first)
-    │   └── InvalidTransition         409 (state machine edge that does not exist)
-    ├── InvalidInput                  422 (form field, CLI argument, API body)
-    ├── TooManyRequests               429 (with ``retry_after`` seconds)
-    ├── MediaError                    413/415/422 (see aggregator.media.ImageRejected)
-    └── CollectorError                a remote source failed; stored on the Source, never HTTP
-        └── SourceConfigError         the source is misconfigured (bad token, 401, unknown chat)
+AggregatorError                  base; ``code`` is stable, ``message`` is for people
+├── NotFound                      404
+├── Gone                          410 (withdrawn or taken down)
+├── LoginRequired                 401 (JSON under /api; elsewhere a redirect to /login)
+├── Forbidden                     403
+├── Conflict                      409 (e.g. another moderator decided first)
+│   └── InvalidTransition         409 (state machine edge that does not exist)
+├── InvalidInput                  422 (form field, CLI argument, API body)
+├── TooManyRequests               429 (with ``retry_after`` seconds)
+├── MediaError                    413/415/422 (see aggregator.media.ImageRejected)
+└── CollectorError                a remote source failed; stored on the Source, never HTTP
+    └── SourceConfigError         the source is misconfigured (bad token, 401, unknown chat)
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ and never escapes into the scheduler.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -178,7 +179,8 @@ async def _prepare(ctx: JobContext, item: CollectedItem, report: RunReport) -> I
             if data is None:
                 continue
             processed = await run_sync(
-                lambda d=data: process_image(d, limits=ctx.limits), limiter=ctx.image_workers
+                functools.partial(process_image, data, limits=ctx.limits),
+                limiter=ctx.image_workers,
             )
         except (ImageRejected, CollectorError) as exc:
             # One bad image must not lose the post or the run; it is counted and logged.

@@ -9,8 +9,9 @@ Starts two uvicorn servers on loopback, one after the other, each in its own pro
   exactly as a browser without JavaScript sends it: CSRF, upload window, rate limit, streaming
   multipart with the per-file cap, the processing step, the submission and its receipt.
   Image *processing* (reading the received photo into memory, decoding, resizing, encoding)
-  is excluded by overriding the ``get_processor`` dependency with one that returns a photo
-  processed once beforehand: that cost belongs to the media pipeline's benchmark. Everything
+  is excluded by replacing the pipeline factory behind the ``get_processor`` dependency with
+  one that returns a photo processed once beforehand: that cost belongs to the media
+  pipeline's benchmark. Everything
   else (parsing, spooling to disk, the rate counter, writing derivatives, the submission
   rows and their commit) runs for real.
 * **minimal Starlette**: one endpoint that streams the same request bodies to a file on disk
@@ -95,7 +96,7 @@ def serve_app(port: int, workdir: Path) -> None:
     from aggregator.app import create_app
     from aggregator.config import Settings
     from aggregator.media import process_image
-    from aggregator.web.routes.participate import get_processor
+    from aggregator.services import uploads
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -105,9 +106,11 @@ def serve_app(port: int, workdir: Path) -> None:
         scheduler_enabled=False,
         upload_rate_limit=1_000_000,
     )
-    app = create_app(settings, start_scheduler=False)
     canned = process_image(make_small_jpeg())
-    app.dependency_overrides[get_processor] = lambda: lambda _file: canned
+    # Swap the pipeline factory that get_processor calls (a FastAPI dependency override would
+    # add its own per-request cost, which production does not pay).
+    uploads.make_processor = lambda _settings: lambda _file: canned
+    app = create_app(settings, start_scheduler=False)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

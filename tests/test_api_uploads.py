@@ -50,7 +50,9 @@ def test_a_kiosk_submission_is_created_pending_with_a_receipt(
     assert submission.public_id == body["id"]
     assert submission.consent == ["projection", "web"] and submission.language == "kk"
     assert submission.status == SubmissionStatus.pending
-    alts = [a.alt_text for a in session.exec(select(MediaAsset).order_by(MediaAsset.position)).all()]  # type: ignore[arg-type]
+    alts = [
+        a.alt_text for a in session.exec(select(MediaAsset).order_by(MediaAsset.position)).all()
+    ]  # type: ignore[arg-type]
     assert alts == ["first", "second"]
     receipt = client.get(body["receipt_url"].removeprefix("http://testserver"))
     assert receipt.status_code == 200
@@ -65,16 +67,34 @@ def test_errors_are_json_with_code_message_and_the_refused_files(
         good = ("good.jpg", photo_jpeg(3), "image/jpeg")
         cases: list[tuple[Any, int, str]] = [
             (post(client, campaign.slug, [good], {"consent": "web"}), 422, "consent_required"),
-            (post(client, campaign.slug, [good, ("x.svg", b"<svg/>", "image/svg+xml")]), 415,
-             "unsupported_format"),
-            (post(client, campaign.slug, [("big.jpg", b"\xff\xd8\xff" + bytes(200_000), "image/jpeg")]),
-             413, "too_large"),
-            (post(client, campaign.slug, [good, ("bomb.png", png(100_000, 100_000), "image/png")]),
-             413, "too_many_pixels"),
+            (
+                post(client, campaign.slug, [good, ("x.svg", b"<svg/>", "image/svg+xml")]),
+                415,
+                "unsupported_format",
+            ),
+            (
+                post(
+                    client,
+                    campaign.slug,
+                    [("big.jpg", b"\xff\xd8\xff" + bytes(200_000), "image/jpeg")],
+                ),
+                413,
+                "too_large",
+            ),
+            (
+                post(
+                    client, campaign.slug, [good, ("bomb.png", png(100_000, 100_000), "image/png")]
+                ),
+                413,
+                "too_many_pixels",
+            ),
             (post(client, closed.slug, [good]), 403, "uploads_closed"),
             (post(client, "no-such", [good]), 404, "not_found"),
-            (client.post(f"/api/v1/campaigns/{campaign.slug}/submissions", json={}), 415,
-             "unsupported_body"),
+            (
+                client.post(f"/api/v1/campaigns/{campaign.slug}/submissions", json={}),
+                415,
+                "unsupported_body",
+            ),
         ]
         for response, status, code in cases:
             assert response.status_code == status, (code, response.text)

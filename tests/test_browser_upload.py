@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,14 +35,6 @@ AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "ax
 
 
 @pytest.fixture
-def server(app: Any, live_server: str) -> Iterator[str]:
-    """The live server; its engine's pooled connections are closed afterwards (the server
-    runs without lifespan, so nothing else would close them before garbage collection)."""
-    yield live_server
-    app.state.engine.dispose()
-
-
-@pytest.fixture
 def campaign_slug(session: Session) -> str:
     campaign = create_campaign(
         session=session,
@@ -66,7 +57,7 @@ def pictures(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_two_photos_on_a_phone_then_receipt_then_withdraw(
-    server: str,
+    live_server: str,
     browser: Any,
     console_errors: ConsoleErrors,
     campaign_slug: str,
@@ -76,7 +67,7 @@ def test_two_photos_on_a_phone_then_receipt_then_withdraw(
 ) -> None:
     context = browser.new_context(**PHONE)
     page = console_errors.attach(context.new_page())
-    page.goto(f"{server}/c/{campaign_slug}?lang=en")
+    page.goto(f"{live_server}/c/{campaign_slug}?lang=en")
     page.set_input_files("#field-photos", [str(p) for p in pictures])
     expect(page.locator(".photo-item.is-done")).to_have_count(2, timeout=30_000)
     progress = page.eval_on_selector_all(".photo-progress", "bars => bars.map(b => b.value)")
@@ -115,7 +106,7 @@ def test_two_photos_on_a_phone_then_receipt_then_withdraw(
 
 
 def test_a_refused_file_shows_its_reason_in_russian_and_others_survive(
-    server: str,
+    live_server: str,
     browser: Any,
     console_errors: ConsoleErrors,
     campaign_slug: str,
@@ -126,7 +117,7 @@ def test_a_refused_file_shows_its_reason_in_russian_and_others_survive(
     letter.write_text("Это не фотография, а письмо.")
     context = browser.new_context(**PHONE)
     page = context.new_page()
-    page.goto(f"{server}/c/{campaign_slug}?lang=ru")
+    page.goto(f"{live_server}/c/{campaign_slug}?lang=ru")
     page.set_input_files("#field-photos", [str(pictures[0]), str(letter)])
     failed = page.locator(".photo-item.is-failed")
     failed.wait_for()
@@ -144,7 +135,7 @@ def test_a_refused_file_shows_its_reason_in_russian_and_others_survive(
 
 
 def test_the_form_works_without_javascript(
-    server: str,
+    live_server: str,
     browser: Any,
     campaign_slug: str,
     pictures: tuple[Path, Path],
@@ -152,7 +143,7 @@ def test_the_form_works_without_javascript(
 ) -> None:
     context = browser.new_context(java_script_enabled=False, **PHONE)
     page = context.new_page()
-    page.goto(f"{server}/c/{campaign_slug}?lang=kk")
+    page.goto(f"{live_server}/c/{campaign_slug}?lang=kk")
     assert page.locator("#field-photos").is_visible()
     page.set_input_files("#field-photos", [str(p) for p in pictures])
     page.fill("#field-alt", "Sign in Kazakh")
@@ -178,7 +169,7 @@ def axe_problems(page: Any) -> list[dict[str, Any]]:
 
 
 def test_axe_finds_no_serious_problem_on_campaign_and_receipt_pages(
-    server: str,
+    live_server: str,
     browser: Any,
     campaign_slug: str,
     session: Session,
@@ -214,13 +205,13 @@ def test_axe_finds_no_serious_problem_on_campaign_and_receipt_pages(
     ]
     found = {}
     for path in pages:
-        page.goto(server + path)
+        page.goto(live_server + path)
         problems = axe_problems(page)
         if problems:
             found[path] = problems
     # A refused form, with its error summary, must be accessible too: submit() skips both
     # the script and the browser's own checks, so the server answers with its problems.
-    page.goto(f"{server}/c/{campaign_slug}?lang=en")
+    page.goto(f"{live_server}/c/{campaign_slug}?lang=en")
     with page.expect_navigation():
         page.evaluate("HTMLFormElement.prototype.submit.call(document.forms['upload-form'])")
     assert "Your photos have not been sent yet" in page.content()

@@ -423,7 +423,9 @@ async def test_missing_reports_posts_getposts_omits(
     uris = [p["uri"] for p in fake.posts]
     fake.deleted |= {uris[1], uris[27]}
     gone = await BlueskyCollector().missing(
-        source_for(fake), http=http, external_ids=[(u, u) for u in [*uris, "https://not-a-bluesky-id"]]
+        source_for(fake),
+        http=http,
+        external_ids=[(u, u) for u in [*uris, "https://not-a-bluesky-id"]],
     )
     assert gone == {uris[1], uris[27]}
     batches = [p["uris"] for nsid, p in fake.calls if nsid == "app.bsky.feed.getPosts"]
@@ -453,7 +455,9 @@ async def test_collect_over_real_http(fake: FakeBluesky) -> None:
             source = source_for(fake, "бізескеаламыз", url=base_url, public_url=base_url)
             result = await BlueskyCollector().collect(source, http=client, cursor=None)
             gone = await BlueskyCollector().missing(
-                source, http=client, external_ids=[(i.external_id, i.external_id) for i in result.items]
+                source,
+                http=client,
+                external_ids=[(i.external_id, i.external_id) for i in result.items],
             )
     [item] = result.items
     assert isinstance(item, CollectedItem)

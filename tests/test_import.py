@@ -53,8 +53,17 @@ def test_a_folder_is_imported_one_submission_per_photo(
 ) -> None:
     campaign = make_campaign(session)
     result = run(
-        "submissions", "import", "--campaign", campaign.slug, "--author", "School No. 5",
-        "--city", "Karaganda", "--consent", "projection,archive", str(stick),
+        "submissions",
+        "import",
+        "--campaign",
+        campaign.slug,
+        "--author",
+        "School No. 5",
+        "--city",
+        "Karaganda",
+        "--consent",
+        "projection,archive",
+        str(stick),
     )
     assert result.exit_code == 1  # two files were refused
     assert "Imported 2 photo(s) into the moderation queue" in result.stdout
@@ -73,7 +82,9 @@ def test_a_folder_is_imported_one_submission_per_photo(
         assert submission.receipt_token_hash is None
     assets = session.exec(select(MediaAsset)).all()
     assert {a.source_format for a in assets} == {"jpeg", "heif"}
-    assert all((settings.effective_media_dir / k).is_file() for a in assets for k in a.keys.values())
+    assert all(
+        (settings.effective_media_dir / k).is_file() for a in assets for k in a.keys.values()
+    )
     listed = run("submissions", "list", "--campaign", campaign.slug, "--json")
     assert [json.loads(line)["source_kind"] for line in listed.stdout.splitlines()] == [
         "import",
@@ -102,7 +113,12 @@ def test_bad_arguments_are_clear_errors(run: Run, tmp_path: Path, session: Sessi
     unknown = run("submissions", "import", "--campaign", "nope", str(photo_path))
     assert unknown.exit_code == 1 and "There is no campaign 'nope'" in unknown.stderr
     consent = run(
-        "submissions", "import", "--campaign", campaign.slug, "--consent", "everything",
+        "submissions",
+        "import",
+        "--campaign",
+        campaign.slug,
+        "--consent",
+        "everything",
         str(photo_path),
     )
     assert consent.exit_code == 2 and "projection, web, archive" in consent.stderr

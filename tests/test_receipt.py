@@ -105,9 +105,7 @@ def assert_erased(session: Session, settings: Settings, keys: list[str]) -> None
     assert media_files(settings) == []
     audit = session.exec(select(AuditEntry).where(AuditEntry.to_status == "withdrawn")).one()
     assert audit.actor_label == "participant"
-    everything = " ".join(
-        f"{a.reason} {a.detail}" for a in session.exec(select(AuditEntry)).all()
-    )
+    everything = " ".join(f"{a.reason} {a.detail}" for a in session.exec(select(AuditEntry)).all())
     assert "Sara" not in everything and "Haifa" not in everything
 
 
@@ -147,9 +145,7 @@ def test_an_approved_submission_can_be_withdrawn_too(
         assert_erased(session, settings, keys)
 
 
-def test_withdraw_needs_the_csrf_token(
-    tmp_path: Path, database_url: str, session: Session
-) -> None:
+def test_withdraw_needs_the_csrf_token(tmp_path: Path, database_url: str, session: Session) -> None:
     campaign = make_campaign(session)
     with app_client(tmp_path, database_url) as (client, settings):
         token = send(client, campaign.slug, photos=1)

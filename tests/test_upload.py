@@ -56,7 +56,10 @@ def test_a_plain_form_submission_enters_the_queue_with_a_receipt(
         response = submit(
             client,
             campaign.slug,
-            files=[("one.jpg", photo_jpeg(1), "image/jpeg"), ("two.jpg", photo_jpeg(2), "image/jpeg")],
+            files=[
+                ("one.jpg", photo_jpeg(1), "image/jpeg"),
+                ("two.jpg", photo_jpeg(2), "image/jpeg"),
+            ],
             data={
                 "name": "Анна \u202eИванова",
                 "city": "Алматы",
@@ -218,8 +221,9 @@ def test_csrf_missing_or_cross_site_is_403_and_stores_nothing(
     with app_client(tmp_path, database_url) as (client, settings):
         open_page(client, campaign.slug)
         files = [("a.jpg", photo_jpeg(8), "image/jpeg")]
-        response = submit(client, campaign.slug, files=files, csrf=headers is not None,
-                          headers=headers)
+        response = submit(
+            client, campaign.slug, files=files, csrf=headers is not None, headers=headers
+        )
         assert response.status_code == 403
         assert "expired" in response.text
         assert counts(session) == (0, 0, 0) and media_files(settings) == []
@@ -260,18 +264,34 @@ def test_ipv6_addresses_of_one_64_share_a_bucket_and_untrusted_forwarding_is_ign
     overrides = {"upload_rate_limit": 1, "trust_proxy_headers": True}
     with app_client(tmp_path, database_url, **overrides) as (client, _settings):
         open_page(client, campaign.slug)
-        first = submit(client, campaign.slug, files=[("a.jpg", photo_jpeg(1), "image/jpeg")],
-                       headers={"X-Forwarded-For": "2001:db8:1:2::10"})
-        same_64 = submit(client, campaign.slug, files=[("b.jpg", photo_jpeg(2), "image/jpeg")],
-                         headers={"X-Forwarded-For": "2001:db8:1:2:ffff::99"})
-        other_64 = submit(client, campaign.slug, files=[("c.jpg", photo_jpeg(3), "image/jpeg")],
-                          headers={"X-Forwarded-For": "2001:db8:1:3::10"})
+        first = submit(
+            client,
+            campaign.slug,
+            files=[("a.jpg", photo_jpeg(1), "image/jpeg")],
+            headers={"X-Forwarded-For": "2001:db8:1:2::10"},
+        )
+        same_64 = submit(
+            client,
+            campaign.slug,
+            files=[("b.jpg", photo_jpeg(2), "image/jpeg")],
+            headers={"X-Forwarded-For": "2001:db8:1:2:ffff::99"},
+        )
+        other_64 = submit(
+            client,
+            campaign.slug,
+            files=[("c.jpg", photo_jpeg(3), "image/jpeg")],
+            headers={"X-Forwarded-For": "2001:db8:1:3::10"},
+        )
     assert [first.status_code, same_64.status_code, other_64.status_code] == [303, 429, 303]
     with app_client(tmp_path, database_url, upload_rate_limit=1) as (client, _settings):
         open_page(client, campaign.slug)
         forged = [
-            submit(client, campaign.slug, files=[("d.jpg", photo_jpeg(i), "image/jpeg")],
-                   headers={"X-Forwarded-For": f"198.51.100.{i}"})
+            submit(
+                client,
+                campaign.slug,
+                files=[("d.jpg", photo_jpeg(i), "image/jpeg")],
+                headers={"X-Forwarded-For": f"198.51.100.{i}"},
+            )
             for i in range(2)
         ]
     assert [r.status_code for r in forged] == [303, 429]

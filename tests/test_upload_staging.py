@@ -7,7 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
 from sqlmodel import Session, select
 
 from aggregator.config import Settings
@@ -53,9 +52,9 @@ def test_staged_photos_become_one_submission_with_their_alt_text(
         assert [a.alt_text for a in assets] == ["", "Grandmother with the sign"]
         # The staged files became the submission's own: nothing copied, nothing left over.
         assert len(media_files(settings)) == 4
-        assert {str(p.relative_to(settings.effective_media_dir)) for p in media_files(settings)} == {
-            key for a in assets for key in a.keys.values()
-        }
+        assert {
+            str(p.relative_to(settings.effective_media_dir)) for p in media_files(settings)
+        } == {key for a in assets for key in a.keys.values()}
 
 
 def test_a_staged_photo_cannot_be_claimed_from_another_browser(
@@ -83,7 +82,9 @@ def test_staging_errors_are_json_in_the_visitors_language(
         assert wrong.status_code == 415
         assert wrong.json()["error"]["code"] == "unsupported_format"
         assert "не фотография" in wrong.json()["error"]["message"]
-        big = stage(client, campaign.slug, ("big.jpg", b"\xff\xd8\xff" + b"\0" * 100_000, "image/jpeg"))
+        big = stage(
+            client, campaign.slug, ("big.jpg", b"\xff\xd8\xff" + b"\0" * 100_000, "image/jpeg")
+        )
         assert big.status_code == 413
         assert "0.0954 МБ" in big.json()["error"]["message"]
         no_csrf = client.post(

@@ -101,9 +101,7 @@ async def test_reading_stops_at_the_per_file_cap_even_without_content_length() -
 async def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
     stream = Body(file_head(), filler=-1)
     with pytest.raises(UploadTooLarge):
-        await receive_form(
-            headers(body_cap(MiB, 1) + 1), stream, max_file_bytes=MiB, max_files=1
-        )
+        await receive_form(headers(body_cap(MiB, 1) + 1), stream, max_file_bytes=MiB, max_files=1)
     assert stream.consumed == 0
 
 

@@ -64,7 +64,9 @@ def submit(
     if csrf:
         fields = {"csrf_token": client.cookies.get("csrftoken"), **fields}
     # A browser sends an empty file part when no file was chosen; the form stays multipart.
-    parts = [("photos", spec) for spec in files] or [("photos", ("", b"", "application/octet-stream"))]
+    parts = [("photos", spec) for spec in files] or [
+        ("photos", ("", b"", "application/octet-stream"))
+    ]
     return client.post(
         f"/c/{slug}/submit",
         data=fields,

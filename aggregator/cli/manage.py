@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from sqlmodel import select
@@ -127,7 +128,7 @@ def sources_add(
     name: str,
 ) -> None:
     """Add a source to a campaign."""
-    config = {
+    config: dict[str, Any] = {
         key: value
         for key, value in {
             "url": url,

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from aggregator.errors import InvalidInput
 from aggregator.models import AuditEntry, Campaign, Submission, SubmissionStatus, utcnow
-from aggregator.services.moderation import BULK_MAX, take_write_lock, clean_reason
+from aggregator.services.moderation import BULK_MAX, clean_reason, take_write_lock
 
 S = SubmissionStatus
 

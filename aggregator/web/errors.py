@@ -87,7 +87,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else ""
     message = message or TITLES.get(exc.status_code, "")
     return error_response(
-        request, exc.status_code, message, code=f"http_{exc.status_code}", headers=exc.headers
+        request,
+        exc.status_code,
+        message,
+        code=f"http_{exc.status_code}",
+        headers=dict(exc.headers) if exc.headers else None,
     )
 
 

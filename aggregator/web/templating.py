@@ -9,7 +9,7 @@ from typing import Any
 
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
-from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2 import Environment, FileSystemLoader, Template, pass_context, select_autoescape
 from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -84,7 +84,8 @@ def render(
         **(context or {}),
     }
     templates: Jinja2Templates = request.app.state.templates
-    template = templates.env.get_or_select_template(name)
+    names: list[str | Template] = [name] if isinstance(name, str) else list(name)
+    template = templates.env.select_template(names)
     return HTMLResponse(template.render(full), status_code=status_code, headers=dict(headers or {}))
 
 

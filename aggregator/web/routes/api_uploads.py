@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from aggregator.deps import SettingsDep
 from aggregator.errors import AggregatorError, TooManyRequests
 from aggregator.media import ProcessedImage
 from aggregator.models import CONSENT_SCOPES
@@ -23,7 +22,12 @@ from aggregator.services import uploads as up
 from aggregator.services.ingest import IncomingImage
 from aggregator.services.uploads_stream import receive_form
 from aggregator.web.auth import client_ip
-from aggregator.web.routes.participate import ProcessorDep, in_session, upload_limiter
+from aggregator.web.routes.participate import (
+    ProcessorDep,
+    app_settings,
+    in_session,
+    upload_limiter,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["uploads"])
 
@@ -137,10 +141,9 @@ def _error(
         }
     },
 )
-async def create_submission(
-    slug: str, request: Request, settings: SettingsDep, processor: ProcessorDep
-) -> Response:
+async def create_submission(slug: str, request: Request, processor: ProcessorDep) -> Response:
     """Store one submission of 1–10 photos; refuses all of it if any photo is refused."""
+    settings = app_settings(request)
     try:
         campaign = await in_session(
             request, up.open_upload, settings=settings, slug=slug, ip=client_ip(request)

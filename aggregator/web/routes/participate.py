@@ -1,4 +1,4 @@
-"""The participant's pages: the campaign page with its upload form, the receipt, withdrawal.
+"""The participant's upload: the campaign page with its form, per-photo staging, the submission.
 
 Uploads are streamed (``services.uploads_stream``) and processed in worker threads; database
 work runs in threads too, so a slow disk never stalls other uploads. See ``services.uploads``
@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from aggregator.config import Settings
-from aggregator.deps import SessionDep, SettingsDep
+from aggregator.deps import SessionDep
 from aggregator.errors import AggregatorError, Forbidden, TooManyRequests
 from aggregator.i18n import LANGUAGE_NAMES, N_
 from aggregator.media import ProcessedImage
@@ -27,26 +27,28 @@ from aggregator.services import uploads as up
 from aggregator.services.campaigns import DEFAULT_CONSENT, get_campaign, localized
 from aggregator.services.ingest import IncomingImage
 from aggregator.services.poster import sign_text
-from aggregator.services.receipts import receipt_for, withdraw
 from aggregator.services.uploads_stream import ReceivedForm, mib, receive_form
 from aggregator.web.auth import client_ip
-from aggregator.web.csrf import check_csrf, require_csrf_form
+from aggregator.web.csrf import check_csrf
 from aggregator.web.templating import gettext, render
 
 router = APIRouter()
 T = TypeVar("T")
 
-# Receipts carry a private token in the address: never cached, indexed or sent as Referer.
-PRIVATE_HEADERS: Final = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-}
+
+async def get_processor(request: Request) -> up.Processor:
+    """The image pipeline as a dependency (the upload benchmark overrides it).
+
+    ``async`` although it does no I/O: FastAPI runs plain ``def`` dependencies in a worker
+    thread, a hop every upload would pay for nothing.
+    """
+    return up.make_processor(request.app.state.settings)
 
 
-def get_processor(settings: SettingsDep) -> up.Processor:
-    """The image pipeline as a dependency (the upload benchmark overrides it)."""
-    return up.make_processor(settings)
+def app_settings(request: Request) -> Settings:
+    """The app's settings, read in the handler (see get_processor for why no dependency)."""
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 ProcessorDep = Annotated[up.Processor, Depends(get_processor)]
@@ -176,10 +178,9 @@ def _retry_headers(exc: AggregatorError) -> dict[str, str]:
 
 
 @router.post("/c/{slug}/photos", name="stage_photo", include_in_schema=False)
-async def stage_photo(
-    slug: str, request: Request, settings: SettingsDep, processor: ProcessorDep
-) -> Response:
+async def stage_photo(slug: str, request: Request, processor: ProcessorDep) -> Response:
     """One photo sent by the page's script: processed and kept for the form (JSON answer)."""
+    settings = app_settings(request)
     lang = request.state.lang
     try:
         check_same_origin(request)
@@ -242,10 +243,9 @@ def _multi(form: ReceivedForm) -> dict[str, list[str]]:
 
 
 @router.post("/c/{slug}/submit", name="submit_photos", include_in_schema=False)
-async def submit_photos(
-    slug: str, request: Request, settings: SettingsDep, processor: ProcessorDep
-) -> Response:
+async def submit_photos(slug: str, request: Request, processor: ProcessorDep) -> Response:
     """The form: staged photos (script) or the photos themselves (no script) → the queue."""
+    settings = app_settings(request)
 
     def before_files(form: ReceivedForm) -> None:
         check_csrf(request, form.get("csrf_token") or None)
@@ -364,32 +364,3 @@ async def _finish_submission(
     return RedirectResponse(
         f"{target}?new=1", status_code=303, headers={"Cache-Control": "no-store"}
     )
-
-
-@router.get("/r/{token}", name="receipt", include_in_schema=False)
-def receipt(token: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    """A participant's private page: their photos, what became of them, and Withdraw."""
-    data = receipt_for(session=session, token=token)
-    path = str(request.url_for("receipt", token=token).path)
-    context = {
-        "receipt": data,
-        "submission": data.submission,
-        "is_new": request.query_params.get("new") == "1",
-        "confirm": request.query_params.get("withdraw") == "1",
-        "receipt_url": settings.public_base_url.rstrip("/") + path,
-        "campaign": session.get(Campaign, data.submission.campaign_id),
-    }
-    return render(request, "public/receipt.html", context, headers=PRIVATE_HEADERS)
-
-
-@router.post(
-    "/r/{token}/withdraw",
-    name="withdraw",
-    dependencies=[Depends(require_csrf_form)],
-    include_in_schema=False,
-)
-def withdraw_photos(token: str, request: Request, session: SessionDep) -> Response:
-    """Withdraw: out of the queue, slideshows, gallery and exports; files deleted."""
-    withdraw(session=session, storage=request.app.state.storage, token=token)
-    target = request.url_for("receipt", token=token).path
-    return RedirectResponse(target, status_code=303, headers=PRIVATE_HEADERS)
