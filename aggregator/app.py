@@ -58,7 +58,7 @@ def create_app(settings: Settings, *, start_scheduler: bool | None = None) -> Fa
         title="We Remember",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by routes/system.py from vendored files (the CSP forbids CDNs)
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
         # Every page knows its signed-in user (for the staff links in the header); without a

@@ -184,3 +184,9 @@ class ConsoleErrors(list[str]):
 def console_errors() -> ConsoleErrors:
     """Attach to a page with ``console_errors.attach(page)``; assert it stays empty."""
     return ConsoleErrors()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run browser tests last: Playwright's sync API keeps an event loop running on the main
+    thread while the browser is open, and async tests cannot start their own beside it."""
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))

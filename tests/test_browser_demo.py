@@ -27,6 +27,8 @@ def test_every_demo_page_opens_cleanly(
     for path in public:
         response = page.goto(live_server + path)
         assert response is not None and response.status == 200, path
+    page.goto(live_server + "/docs")
+    page.wait_for_selector(".opblock", timeout=15000)  # the API documentation really renders
     show = demo.share_link.replace(demo.base_url, live_server)
     response = page.goto(show)
     assert response is not None and response.status == 200

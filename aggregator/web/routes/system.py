@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import text
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from aggregator.deps import SessionDep
 from aggregator.media.storage import media_response
@@ -18,6 +18,27 @@ def healthz(session: SessionDep) -> JSONResponse:
     """200 when the database answers."""
     session.exec(text("SELECT 1"))  # type: ignore[call-overload]
     return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>We Remember API</title>
+<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css"></head>
+<body><div id="swagger-ui" data-openapi="/api/v1/openapi.json"></div>
+<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/js/docs.js"></script></body></html>"""
+
+# Swagger UI sets style attributes as it renders; this page alone allows inline styles.
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+
+
+@router.get("/docs", name="api_docs", include_in_schema=False)
+def api_docs() -> HTMLResponse:
+    """Interactive documentation of the JSON API (OpenAPI at /api/v1/openapi.json)."""
+    return HTMLResponse(DOCS_PAGE, headers={"Content-Security-Policy": DOCS_CSP})
 
 
 @router.get("/media/{key:path}", name="media", include_in_schema=False)
