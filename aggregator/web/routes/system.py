@@ -22,7 +22,8 @@ def healthz(session: SessionDep) -> JSONResponse:
 
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>We Remember API</title>
-<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css"></head>
+<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css">
+<link rel="icon" href="/static/img/candle.svg" type="image/svg+xml"></head>
 <body><div id="swagger-ui" data-openapi="/api/v1/openapi.json"></div>
 <script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
 <script src="/static/js/docs.js"></script></body></html>"""
