@@ -105,7 +105,8 @@ def draw_sample_photo(index: int, *, width: int = 1600, height: int = 1200) -> b
         draw.rectangle([cx - 18, height - 230, cx + 18, height - 60], fill=(236, 228, 210))
         draw.ellipse([cx - 12, height - 290, cx + 12, height - 236], fill=(246, 190, 80))
     # The sign: a slightly rotated card with hand-lettered text.
-    lang, words = SIGNS[index % len(SIGNS)]
+    lang = PEOPLE[index % len(PEOPLE)][2]
+    words = dict(SIGNS)[lang]
     card = Image.new("RGBA", (900, 520), (250, 248, 240, 255))
     card_draw = ImageDraw.Draw(card)
     card_draw.rectangle([0, 0, 899, 519], outline=(60, 60, 60, 255), width=6)
@@ -174,7 +175,7 @@ def build_demo(settings: Settings) -> DemoInfo:
                 campaign=campaign,
                 incoming=Incoming(
                     origin=Origin.upload,
-                    images=[IncomingImage(processed, f"A hand-held sign: {SIGNS[index % 4][1]}")],
+                    images=[IncomingImage(processed, f"A hand-held sign: {dict(SIGNS)[lang]}")],
                     author_name=name,
                     city=city or None,
                     text=message,

@@ -143,8 +143,9 @@
     setText(fig.querySelector(".caption__city"), cap.city);
     var message = fig.querySelector(".caption__message");
     setText(message, cap.message);
-    captionEl.lang = cap.lang || "";
-    captionEl.dir = cap.dir || "auto";
+    // Only the message carries its language's direction; name and city find their own.
+    message.lang = cap.lang || "";
+    message.dir = cap.dir || "auto";
     setText(fig.querySelector(".caption__source"), cap.source);
     captionEl.hidden = !(cap.name || cap.city || cap.message || cap.source);
     return img;
