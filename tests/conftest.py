@@ -177,6 +177,11 @@ class ConsoleErrors(list[str]):
     def attach(self, page: Any) -> Any:
         page.on("console", lambda msg: msg.type == "error" and self.append(msg.text))
         page.on("pageerror", lambda exc: self.append(str(exc)))
+        # Name the failing address too: the console only says "Failed to load resource".
+        page.on(
+            "response",
+            lambda r: r.status >= 400 and self.append(f"HTTP {r.status} {r.url}"),
+        )
         return page
 
 

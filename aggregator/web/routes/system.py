@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import text
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from aggregator.deps import SessionDep
 from aggregator.media.storage import media_response
+from aggregator.web.templating import PACKAGE_DIR
 
 router = APIRouter()
 
@@ -40,6 +41,16 @@ DOCS_CSP = (
 def api_docs() -> HTMLResponse:
     """Interactive documentation of the JSON API (OpenAPI at /api/v1/openapi.json)."""
     return HTMLResponse(DOCS_PAGE, headers={"Content-Security-Policy": DOCS_CSP})
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico on pages without an icon link (feeds, JSON)."""
+    return FileResponse(
+        PACKAGE_DIR / "static" / "img" / "candle.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 @router.get("/media/{key:path}", name="media", include_in_schema=False)
