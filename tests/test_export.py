@@ -113,6 +113,9 @@ def test_bundle_has_the_slideshow_and_only_projectable_photos(
     assert {i["id"] for i in doc["items"]} == {s.public_id for s in show["items"]}
     assert all(i["image"].startswith("images/") for i in doc["items"])
     assert "window.WR_FEED" in js
+    # slideshow.js needs display_link.js (wake lock, idle cursor), loaded first and zipped too.
+    assert f"{root}/assets/display_link.js" in names
+    assert index.index('src="assets/display_link.js"') < index.index('src="assets/slideshow.js"')
 
 
 def test_takedown_disappears_from_the_next_export(

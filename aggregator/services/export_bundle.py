@@ -107,6 +107,8 @@ def write_bundle(ctx: ExportContext, slides: list[Slide], path: Path) -> None:
 
         text("index.html", render_index(ctx))
         text("assets/slideshow.css", (static / "css" / "slideshow.css").read_text())
+        # display_link.js: in the offline mode only the wake lock and the idle cursor.
+        text("assets/display_link.js", (static / "js" / "display_link.js").read_text())
         text("assets/slideshow.js", (static / "js" / "slideshow.js").read_text())
         text("assets/feed.js", feed_script(ctx, slides, has_logo=has_logo))
         text(

@@ -4,7 +4,8 @@
  * (new approvals are queued to show next, removed items vanish at once), control messages
  * from the host blank, pause, step or start a moment of silence. A fixed pool of three
  * <figure> elements is reused, so memory stays flat. Network trouble never reaches the
- * screen: the loop keeps showing what it has and reconnects quietly.
+ * screen: the loop keeps showing what it has and reconnects quietly. The network side (feed,
+ * event stream, heartbeat, wake lock, idle cursor) is display_link.js.
  */
 (function () {
   "use strict";
@@ -13,12 +14,7 @@
   if (!stage) { return; }
 
   var MODE = stage.dataset.mode || "live";
-  var POLL_MS = 5000;            // polling fallback period
-  var SSE_STALE_MS = 45000;      // no message for this long: the stream is dead
-  var SSE_RETRY_MS = 60000;      // while polling, try the stream again this often
-  var HEARTBEAT_MS = 30000;
   var LOAD_TIMEOUT_MS = 15000;   // an image that does not load by then is skipped
-  var CURSOR_IDLE_MS = 2500;
 
   var photos = Array.prototype.slice.call(stage.querySelectorAll(".slide--photo"));
   var textSlide = stage.querySelector(".slide--text");
@@ -44,7 +40,6 @@
   var localPause = false;
   var localBlank = false;
   var pausedNow = false;         // the paused state last acted on
-  var gone = false;
   var online = true;
 
   // ---- helpers --------------------------------------------------------------------------
@@ -414,128 +409,28 @@
     if (!wasPaused && isPaused()) { clearTimeout(timer); timer = null; }
   }
 
-  // ---- network: SSE with polling fallback ---------------------------------------------------
+  // ---- the link: feed, event stream, heartbeat (display_link.js) ---------------------------
 
-  var source = null;
-  var lastMessage = 0;
-  var pollTimer = null;
-  var fetching = false;
+  var link = window.wrDisplayLink(stage, {
+    onFeed: applyFeed,
+    onControl: applyControl,
+    onGone: linkGone,
+    onOnline: function (value) { online = value; },
+    showing: function () { return control.blank || localBlank ? "blank" : (current.id || "empty"); }
+  });
 
-  function setOnline(value) {
-    online = value;
-    stage.classList.toggle("is-offline", !value);
-  }
-
-  function fetchFeed() {
-    if (fetching || gone) { return Promise.resolve(); }
-    fetching = true;
-    var headers = {};
-    if (feed && stage.dataset.etag) { headers["If-None-Match"] = stage.dataset.etag; }
-    return fetch(stage.dataset.feed, { headers: headers, cache: "no-store", credentials: "same-origin" })
-      .then(function (res) {
-        setOnline(true);
-        if (res.status === 304) { return null; }
-        if (res.status === 404) { linkGone(); return null; }
-        if (!res.ok) { return null; }
-        stage.dataset.etag = res.headers.get("ETag") || "";
-        return res.json().then(function (doc) {
-          applyFeed(doc);
-          applyControl(doc.control);
-        });
-      })
-      .catch(function () { setOnline(false); })
-      .then(function () { fetching = false; });
-  }
-
-  function onState(data) {
-    lastMessage = Date.now();
-    setOnline(true);
-    applyControl(data.control);
-    if (!feed || data.version !== feed.version) { fetchFeed(); }
-  }
-
-  function connectStream() {
-    if (!window.EventSource || gone) { startPolling(); return; }
-    if (source) { source.close(); }
-    source = new EventSource(stage.dataset.events);
-    lastMessage = Date.now();
-    source.addEventListener("state", function (e) {
-      try { onState(JSON.parse(e.data)); } catch (err) { /* a torn message: the next one repairs it */ }
-      stopPolling();
-    });
-    source.addEventListener("ping", function () { lastMessage = Date.now(); setOnline(true); });
-    source.addEventListener("gone", function () { linkGone(); });
-    source.onerror = function () {
-      // The browser reconnects by itself; meanwhile poll so nothing is missed.
-      startPolling();
-    };
-  }
-
-  function startPolling() {
-    if (pollTimer || gone) { return; }
-    pollTimer = setInterval(fetchFeed, POLL_MS);
-  }
-
-  function stopPolling() {
-    if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
-  }
-
-  function watchdog() {
-    if (gone) { return; }
-    if (source && Date.now() - lastMessage > SSE_STALE_MS) {
-      source.close();
-      source = null;
-      startPolling();
-    }
-    if (!source && Date.now() - lastMessage > SSE_RETRY_MS) { connectStream(); }
-  }
+  function report(force) { link.report(force); }
 
   function linkGone() {
     // The host revoked the link: stop showing photos, quietly.
-    gone = true;
-    if (source) { source.close(); source = null; }
-    stopPolling();
     clearTimeout(timer);
     feed = null; items = []; byId = new Map(); upNext = [];
     photos.forEach(clearFigure);
     activate(null);
     show(blankEl, true);
-    stage.dataset.current = "gone";
   }
 
-  // ---- screen heartbeat ---------------------------------------------------------------------
-
-  function screenKey() {
-    var key = null;
-    try { key = window.localStorage.getItem("wr-screen"); } catch (e) { key = null; }
-    if (!key || !/^[A-Za-z0-9_-]{8,64}$/.test(key)) {
-      var bytes = new Uint8Array(12);
-      window.crypto.getRandomValues(bytes);
-      key = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
-      try { window.localStorage.setItem("wr-screen", key); } catch (e) { /* private mode */ }
-    }
-    return key;
-  }
-
-  var lastReport = 0;
-  function report(force) {
-    if (MODE !== "live" || gone || !stage.dataset.heartbeat) { return; }
-    if (!force && Date.now() - lastReport < 3000) { return; }
-    lastReport = Date.now();
-    var showing = control.blank || localBlank ? "blank" : (current.id || "empty");
-    fetch(stage.dataset.heartbeat, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": stage.dataset.csrf || "" },
-      body: JSON.stringify({
-        screen: screenKey(),
-        showing: showing,
-        label: window.screen ? window.screen.width + "×" + window.screen.height : ""
-      })
-    }).catch(function () { /* offline: the next heartbeat will do */ });
-  }
-
-  // ---- keyboard, cursor, wake lock ----------------------------------------------------------
+  // ---- keyboard and motion ---------------------------------------------------------------
 
   function toggleFullscreen() {
     if (document.fullscreenElement) { document.exitFullscreen().catch(function () {}); }
@@ -568,27 +463,6 @@
     else if (key === "Escape") { helpEl.hidden = true; }
   });
 
-  var cursorTimer = null;
-  function wakeCursor() {
-    document.body.classList.remove("cursor-hidden");
-    clearTimeout(cursorTimer);
-    cursorTimer = setTimeout(function () { document.body.classList.add("cursor-hidden"); }, CURSOR_IDLE_MS);
-  }
-  document.addEventListener("mousemove", wakeCursor);
-  wakeCursor();
-
-  var wakeLock = null;
-  function requestWakeLock() {
-    if (!("wakeLock" in navigator) || document.visibilityState !== "visible") { return; }
-    navigator.wakeLock.request("screen").then(function (lock) {
-      wakeLock = lock;
-      lock.addEventListener("release", function () { wakeLock = null; });
-    }).catch(function () { /* not allowed here (e.g. no secure context): the show goes on */ });
-  }
-  document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "visible" && !wakeLock) { requestWakeLock(); }
-  });
-
   function motionChanged() {
     stage.classList.toggle("reduce-motion", !!(reduceMotion && reduceMotion.matches));
   }
@@ -606,12 +480,8 @@
     }
   };
 
-  requestWakeLock();
   if (MODE === "offline") {
     if (window.WR_FEED) { applyFeed(window.WR_FEED); }
-  } else {
-    fetchFeed().then(function () { connectStream(); });
-    setInterval(watchdog, 10000);
-    setInterval(function () { report(true); }, HEARTBEAT_MS);
   }
+  link.start();
 })();
