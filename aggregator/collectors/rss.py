@@ -45,7 +45,7 @@ _ACCEPT = (
 _AVATAR_SEGMENTS = frozenset({"avatar", "avatars", "buddyicons"})
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _JSONP = re.compile(rb"^\s*jsonFlickrFeed\((.*)\)\s*;?\s*$", re.DOTALL)
-_MASTODON_LINK = re.compile(r"^https?://([^/]+)/@([A-Za-z0-9_.-]+)/\w+/?$")
+_PROFILE_POST_LINK = re.compile(r"^https?://([^/]+)/@([A-Za-z0-9_.-]+)/\w+/?$")
 _FLICKR_AUTHOR = re.compile(r'\((?:"(.*)"|(.*))\)\s*$')
 
 
@@ -205,7 +205,7 @@ def _entry_item(
         text = f"<p>{html.escape(title.strip())}</p>{text}"
     author = entry.get("author_detail") or {}
     name, handle = author.get("name") or entry.get("author"), None
-    if not name and link and (fedi := _MASTODON_LINK.match(link)):
+    if not name and link and (fedi := _PROFILE_POST_LINK.match(link)):
         # Mastodon tag feeds carry no author; the status link names the account.
         name, handle = fedi.group(2), f"@{fedi.group(2)}@{fedi.group(1)}"
     rating = entry.get("media_rating") or {}

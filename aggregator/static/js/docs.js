@@ -4,5 +4,6 @@ window.addEventListener("DOMContentLoaded", function () {
     url: document.getElementById("swagger-ui").dataset.openapi,
     dom_id: "#swagger-ui",
     deepLinking: true,
+    validatorUrl: null,  // never ask an outside validator
   });
 });
