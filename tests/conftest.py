@@ -177,10 +177,15 @@ class ConsoleErrors(list[str]):
     def attach(self, page: Any) -> Any:
         page.on("console", lambda msg: msg.type == "error" and self.append(msg.text))
         page.on("pageerror", lambda exc: self.append(str(exc)))
-        # Name the failing address too: the console only says "Failed to load resource".
+        # Name a failing sub-resource too (the console only says "Failed to load resource");
+        # a page answering 4xx on purpose, like a form with errors, is not an error here.
         page.on(
             "response",
-            lambda r: r.status >= 400 and self.append(f"HTTP {r.status} {r.url}"),
+            lambda r: (
+                r.status >= 400
+                and r.request.resource_type != "document"
+                and self.append(f"HTTP {r.status} {r.url}")
+            ),
         )
         return page
 
