@@ -22,14 +22,8 @@ from sqlmodel import Session, col, select
 
 from aggregator.config import Settings
 from aggregator.db import is_sqlite, make_engine
-from aggregator.jobs import (
-    JobContext,
-    housekeeping,
-    make_job_context,
-    recheck_upstream,
-    run_source,
-    send_alerts,
-)
+from aggregator.jobs import JobContext, make_job_context, run_source
+from aggregator.maintenance import housekeeping, recheck_upstream, send_alerts
 from aggregator.models import Source, utcnow
 
 log = logging.getLogger(__name__)

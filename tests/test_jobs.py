@@ -14,7 +14,8 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from aggregator.config import Settings
-from aggregator.jobs import collect_once, make_job_context, run_source, sweep_media
+from aggregator.jobs import collect_once, make_job_context, run_source
+from aggregator.maintenance import sweep_media
 from aggregator.media.storage import LocalStorage
 from aggregator.models import AuditEntry, MediaAsset, Source, Submission
 from tests.factories import jpeg_bytes, make_campaign, make_source
@@ -161,7 +162,7 @@ async def test_failing_source_backs_off_and_reports(
 async def test_posts_deleted_upstream_leave_the_screen(
     settings: Settings, engine: Engine, session: Session
 ) -> None:
-    from aggregator.jobs import recheck_upstream
+    from aggregator.maintenance import recheck_upstream
     from aggregator.models import SubmissionStatus
     from aggregator.services.moderation import transition
 
