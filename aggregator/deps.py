@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends
@@ -12,8 +12,14 @@ from starlette.requests import Request
 from aggregator.config import Settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One session per request; routes commit through the services they call."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request; routes commit through the services they call.
+
+    Async although the session is used synchronously: opening a session does no I/O (the
+    connection is taken at its first query, in the route's worker thread) and closing only
+    hands the connection back, so running this on the event loop saves two thread hops per
+    request, which on two cores were most of a small page's server time.
+    """
     with Session(request.app.state.engine, expire_on_commit=False) as session:
         yield session
 

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -161,9 +162,17 @@ def _login_required(request: Request) -> LoginRequired:
     )
 
 
-def optional_user(request: Request, session: SessionDep) -> User | None:
-    """Dependency: the logged-in user or None (never refuses)."""
-    return load_user(request, session)
+async def optional_user(request: Request, session: SessionDep) -> User | None:
+    """Dependency: the logged-in user or None (never refuses).
+
+    Anonymous requests (no session cookie: every participant and public page) are answered on
+    the event loop; only a request with a cookie pays a worker thread for the lookup.
+    """
+    if not request.cookies.get(SESSION_COOKIE):
+        request.state.user_loaded = True
+        request.state.user = None
+        return None
+    return await run_in_threadpool(load_user, request, session)
 
 
 def current_user(request: Request, session: SessionDep) -> User:
