@@ -28,13 +28,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import Engine, event, insert, text  # noqa: E402
+from bench_rows import asset_row, insert_rows, submission_row  # noqa: E402
+from sqlalchemy import Engine, event, text  # noqa: E402
 from sqlalchemy import select as sa_select  # noqa: E402
 
 from aggregator.app import create_app  # noqa: E402
 from aggregator.config import Settings  # noqa: E402
 from aggregator.db import make_engine, migrate, session_scope  # noqa: E402
-from aggregator.models import MediaAsset, Submission, new_public_id  # noqa: E402
+from aggregator.models import Submission  # noqa: E402
 from aggregator.services.campaigns import create_campaign  # noqa: E402
 from aggregator.services.gallery import (  # noqa: E402
     FEED_SIZE,
@@ -67,51 +68,19 @@ def populate(engine: Engine, items: int) -> tuple[int, str]:
         hidden = n > items
         posted = T0 + timedelta(seconds=rng.randrange(0, 30 * 86400))
         submissions.append(
-            {
-                "id": n,
-                "public_id": new_public_id(),
-                "campaign_id": campaign_id,
-                "origin": "upload",
-                "author_name": f"Person {n}",
-                "city": rng.choice(cities),
-                "text": "We remember. " * rng.randrange(1, 6),
-                "language": rng.choice(["ru", "kk", "en", "he"]),
-                "hashtags": ["weremember"],
-                "consent": ["projection"] if hidden and n % 2 else ["projection", "web"],
-                "status": "pending" if hidden and not n % 2 else "approved",
-                "sensitive": False,
-                "flags": [],
-                "approvals": [],
-                "extra": {},
-                "posted_at": posted,
-                "created_at": posted,
-            }
+            submission_row(
+                n,
+                campaign_id,
+                posted,
+                city=rng.choice(cities),
+                text="We remember. " * rng.randrange(1, 6),
+                language=rng.choice(["ru", "kk", "en", "he"]),
+                consent=["projection"] if hidden and n % 2 else ["projection", "web"],
+                status="pending" if hidden and not n % 2 else "approved",
+            )
         )
-        key = f"{n % 256:02x}/{n:030x}"
-        assets.append(
-            {
-                "id": n,
-                "submission_id": n,
-                "position": 0,
-                "sha256": f"{n:064x}",
-                "phash": n,
-                "width": 1440,
-                "height": 1080,
-                "color": "#6b4e2e",
-                "source_format": "JPEG",
-                "alt_text": f"Person {n} holds a sign that says We Remember.",
-                "keys": {"slide": key + ".jpg", "thumb": key[:-1] + "t.jpg"},
-                "slide_bytes": 200_000,
-                "created_at": posted,
-            }
-        )
-    with engine.begin() as conn:
-        for start in range(0, total, 5000):
-            conn.execute(insert(Submission.__table__), submissions[start : start + 5000])  # type: ignore[attr-defined]
-            conn.execute(insert(MediaAsset.__table__), assets[start : start + 5000])  # type: ignore[attr-defined]
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+        assets.append(asset_row(n, posted))
+    insert_rows(engine, submissions, assets)
     return campaign_id, rng.choice(submissions[: items // 2])["public_id"]
 
 

@@ -33,7 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import Engine, create_engine, insert, text  # noqa: E402
+from bench_rows import asset_row, insert_rows, submission_row  # noqa: E402
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from aggregator.app import create_app  # noqa: E402
@@ -41,11 +42,8 @@ from aggregator.config import Settings  # noqa: E402
 from aggregator.db import make_engine, migrate, session_scope  # noqa: E402
 from aggregator.models import (  # noqa: E402
     LoginSession,
-    MediaAsset,
     Role,
-    Submission,
     User,
-    new_public_id,
 )
 from aggregator.services.campaigns import create_campaign  # noqa: E402
 from aggregator.services.moderation_queue import PAGE_SIZE  # noqa: E402
@@ -77,52 +75,19 @@ def populate(engine: Engine, items: int) -> tuple[int, str, str]:
     for n in range(1, items + 1):
         at = T0 + timedelta(seconds=n)
         rows.append(
-            {
-                "id": n,
-                "public_id": new_public_id(),
-                "campaign_id": campaign_id,
-                "origin": "collected",
-                "external_id": f"b{n}",
-                "author_name": f"Person {n}",
-                "author_handle": f"@p{n}@mastodon.example",
-                "text": "We remember. " * (1 + n % 5),
-                "language": ("ru", "kk", "en", "he")[n % 4],
-                "hashtags": ["wr"],
-                "consent": ["projection", "web"],
-                "status": "pending",
-                "sensitive": n % 50 == 0,
-                "flags": ["near_duplicate"] if n % 40 == 0 else [],
-                "approvals": [],
-                "extra": {},
-                "posted_at": at,
-                "created_at": at,
-            }
+            submission_row(
+                n,
+                campaign_id,
+                at,
+                origin="collected",
+                external_id=f"b{n}",
+                author_handle=f"@p{n}@mastodon.example",
+                sensitive=n % 50 == 0,
+                flags=["near_duplicate"] if n % 40 == 0 else [],
+            )
         )
-        key = f"{n % 256:02x}/{n:030x}"
-        assets.append(
-            {
-                "id": n,
-                "submission_id": n,
-                "position": 0,
-                "sha256": f"{n:064x}",
-                "phash": n,
-                "width": 1440,
-                "height": 1080,
-                "color": "#6b4e2e",
-                "source_format": "JPEG",
-                "alt_text": "A person holds a sign.",
-                "slide_bytes": 200_000,
-                "created_at": at,
-                "keys": {"slide": key + ".jpg", "thumb": key[:-1] + "a.jpg"},
-            }
-        )
-    with engine.begin() as conn:
-        for start in range(0, items, 5000):
-            conn.execute(insert(Submission.__table__), rows[start : start + 5000])  # type: ignore[attr-defined]
-            conn.execute(insert(MediaAsset.__table__), assets[start : start + 5000])  # type: ignore[attr-defined]
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+        assets.append(asset_row(n, at))
+    insert_rows(engine, rows, assets)
     return user_id, token, secrets.token_urlsafe(32)
 
 

@@ -168,6 +168,9 @@ async def optional_user(request: Request, session: SessionDep) -> User | None:
     Anonymous requests (no session cookie: every participant and public page) are answered on
     the event loop; only a request with a cookie pays a worker thread for the lookup.
     """
+    if hasattr(request.state, "user_loaded"):
+        known: User | None = request.state.user
+        return known
     if not request.cookies.get(SESSION_COOKIE):
         request.state.user_loaded = True
         request.state.user = None
@@ -175,33 +178,37 @@ async def optional_user(request: Request, session: SessionDep) -> User | None:
     return await run_in_threadpool(load_user, request, session)
 
 
-def current_user(request: Request, session: SessionDep) -> User:
-    """Dependency: any logged-in user; pages redirect to /login, the API answers 401."""
-    user = load_user(request, session)
+async def current_user(request: Request, session: SessionDep) -> User:
+    """Dependency: any logged-in user; pages redirect to /login, the API answers 401.
+
+    Async like ``optional_user`` (which every route runs first and whose answer is kept on
+    the request), so guarding a page costs no extra thread hop.
+    """
+    user = await optional_user(request, session)
     if user is None:
         raise _login_required(request)
     return user
 
 
-def _moderator(request: Request, session: SessionDep) -> User:
+async def _moderator(request: Request, session: SessionDep) -> User:
     """Dependency: an admin or moderator."""
-    user = current_user(request, session)
+    user = await current_user(request, session)
     if Role(user.role) not in STAFF_ROLES:
         raise Forbidden("Your account may not open this page.")
     return user
 
 
-def _admin(request: Request, session: SessionDep) -> User:
+async def _admin(request: Request, session: SessionDep) -> User:
     """Dependency: an admin."""
-    user = current_user(request, session)
+    user = await current_user(request, session)
     if Role(user.role) != Role.admin:
         raise Forbidden("Only administrators may open this page.")
     return user
 
 
-def _host(request: Request, session: SessionDep) -> User:
+async def _host(request: Request, session: SessionDep) -> User:
     """Dependency: an admin, moderator or host."""
-    user = current_user(request, session)
+    user = await current_user(request, session)
     if Role(user.role) not in HOST_ROLES:
         raise Forbidden("Your account may not open this page.")
     return user

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 from starlette.requests import Request
+from starlette.responses import Response
 
 from aggregator.deps import SessionDep
 from aggregator.media.storage import Storage
@@ -25,6 +26,7 @@ from aggregator.services import (
 from aggregator.services.ingest import media_limits
 from aggregator.web.auth import ModeratorUser
 from aggregator.web.csrf import check_csrf
+from aggregator.web.responses import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["moderation"])
 # Database ids are 32-bit on PostgreSQL; larger numbers are refused here, not by the driver.
@@ -160,7 +162,7 @@ def api_queue(
     language: Annotated[str | None, Query(max_length=20)] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = moderation_queue.PAGE_SIZE,
-) -> list[SubmissionOut]:
+) -> Response:
     """One page of the queue, oldest first (pending items are claimed for you)."""
     filters = moderation_queue.QueueFilters(
         status=status,
@@ -173,13 +175,13 @@ def api_queue(
     page = moderation_queue.queue_page(
         session, user_id=int(user.id or 0), filters=filters, size=limit
     )
-    return [out(card.submission, assets=card.assets) for card in page.cards]
+    return json_response([out(card.submission, assets=card.assets) for card in page.cards])
 
 
 @router.post(
     "/submissions/{submission_id}/approve", response_model=SubmissionOut, dependencies=[CsrfHeader]
 )
-def api_approve(submission_id: DbId, session: SessionDep, user: ModeratorUser) -> SubmissionOut:
+def api_approve(submission_id: DbId, session: SessionDep, user: ModeratorUser) -> Response:
     """Approve (or give the first of two approvals for a flagged item)."""
     decision = moderation.approve(
         session=session,
@@ -187,7 +189,7 @@ def api_approve(submission_id: DbId, session: SessionDep, user: ModeratorUser) -
         actor_id=user.id,
         actor_label=actor_label(user),
     )
-    return out(decision.submission, needs_second=decision.needs_second_approval)
+    return json_response(out(decision.submission, needs_second=decision.needs_second_approval))
 
 
 @router.post(
@@ -195,7 +197,7 @@ def api_approve(submission_id: DbId, session: SessionDep, user: ModeratorUser) -
 )
 def api_reject(
     submission_id: DbId, session: SessionDep, user: ModeratorUser, body: ReasonIn | None = None
-) -> SubmissionOut:
+) -> Response:
     """Reject a pending item, with an optional reason."""
     submission = moderation.transition(
         session=session,
@@ -205,13 +207,13 @@ def api_reject(
         actor_label=actor_label(user),
         reason=moderation.clean_reason(body.reason if body else ""),
     )
-    return out(submission)
+    return json_response(out(submission))
 
 
 @router.post(
     "/submissions/{submission_id}/undo", response_model=SubmissionOut, dependencies=[CsrfHeader]
 )
-def api_undo(submission_id: DbId, session: SessionDep, user: ModeratorUser) -> SubmissionOut:
+def api_undo(submission_id: DbId, session: SessionDep, user: ModeratorUser) -> Response:
     """Undo a rejection: the item is pending again."""
     submission = moderation.transition(
         session=session,
@@ -222,7 +224,7 @@ def api_undo(submission_id: DbId, session: SessionDep, user: ModeratorUser) -> S
         reason="undo",
         expected=SubmissionStatus.rejected,
     )
-    return out(submission)
+    return json_response(out(submission))
 
 
 @router.post(
@@ -234,7 +236,7 @@ def api_remove(
     session: SessionDep,
     user: ModeratorUser,
     body: ReasonIn | None = None,
-) -> SubmissionOut:
+) -> Response:
     """Take an approved item down everywhere and delete its image files."""
     submission = takedown.take_down(
         session=session,
@@ -244,11 +246,11 @@ def api_remove(
         actor_label=actor_label(user),
         reason=body.reason if body else "",
     )
-    return out(submission)
+    return json_response(out(submission))
 
 
 @router.post("/submissions/bulk", response_model=BulkOut, dependencies=[CsrfHeader])
-def api_bulk(body: BulkIn, session: SessionDep, user: ModeratorUser) -> BulkOut:
+def api_bulk(body: BulkIn, session: SessionDep, user: ModeratorUser) -> Response:
     """Approve or reject many items; items someone else decided are listed as conflicts."""
     result = moderation_bulk.bulk(
         session=session,
@@ -258,8 +260,10 @@ def api_bulk(body: BulkIn, session: SessionDep, user: ModeratorUser) -> BulkOut:
         actor_label=actor_label(user),
         reason=body.reason,
     )
-    return BulkOut(
-        done=result.done, first_approvals=result.first_approvals, conflicts=result.conflicts
+    return json_response(
+        BulkOut(
+            done=result.done, first_approvals=result.first_approvals, conflicts=result.conflicts
+        )
     )
 
 
@@ -268,7 +272,7 @@ def api_bulk(body: BulkIn, session: SessionDep, user: ModeratorUser) -> BulkOut:
 )
 def api_edit(
     submission_id: DbId, body: EditIn, session: SessionDep, user: ModeratorUser
-) -> SubmissionOut:
+) -> Response:
     """Change the caption, the credit and/or image descriptions."""
     submission = moderation_edit.edit(
         session=session,
@@ -279,7 +283,7 @@ def api_edit(
         author_name=body.author_name,
         alt_texts=body.alt_texts,
     )
-    return out(submission)
+    return json_response(out(submission))
 
 
 @router.post(
@@ -287,7 +291,7 @@ def api_edit(
 )
 def api_rotate(
     submission_id: DbId, body: RotateIn, request: Request, session: SessionDep, user: ModeratorUser
-) -> SubmissionOut:
+) -> Response:
     """Turn the item's images clockwise; new image URLs are returned."""
     assets = moderation_edit.rotate(
         session=session,
@@ -301,7 +305,7 @@ def api_rotate(
     )
     submission = session.get(Submission, submission_id)
     assert submission is not None
-    return out(submission, assets=assets)
+    return json_response(out(submission, assets=assets))
 
 
 @router.post(
@@ -309,7 +313,7 @@ def api_rotate(
 )
 def api_pin(
     submission_id: DbId, session: SessionDep, user: ModeratorUser, body: PinIn | None = None
-) -> SubmissionOut:
+) -> Response:
     """Pin an item so slideshows show it next (or unpin it)."""
     submission = moderation_edit.pin(
         session=session,
@@ -318,7 +322,7 @@ def api_pin(
         actor_id=user.id,
         actor_label=actor_label(user),
     )
-    return out(submission)
+    return json_response(out(submission))
 
 
 @router.post("/moderation/claims", dependencies=[CsrfHeader])
