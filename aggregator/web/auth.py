@@ -8,13 +8,15 @@ active, or at logout (the row is deleted, so the old cookie is refused server-si
 
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -108,6 +110,16 @@ def end_user_sessions(*, session: Session, user_id: int) -> None:
     session.execute(delete(LoginSession).where(col(LoginSession.user_id) == user_id))
 
 
+@functools.cache
+def _session_lookup() -> Select[LoginSession, User]:
+    """The session row and its user by token hash; built once (every staff request runs it)."""
+    return (
+        select(LoginSession, User)
+        .join(User, col(User.id) == col(LoginSession.user_id))
+        .where(col(LoginSession.token_hash) == bindparam("token_hash"))
+    )
+
+
 def load_user(request: Request, session: Session) -> User | None:
     """The logged-in, active user of this request, or None; expired sessions are deleted."""
     if hasattr(request.state, "user_loaded"):
@@ -118,11 +130,7 @@ def load_user(request: Request, session: Session) -> User | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token or len(token) > 100:
         return None
-    found_row = session.exec(
-        select(LoginSession, User)
-        .join(User, col(User.id) == col(LoginSession.user_id))
-        .where(LoginSession.token_hash == hash_token(token))
-    ).first()
+    found_row = session.exec(_session_lookup(), params={"token_hash": hash_token(token)}).first()
     # Always end the transaction before the route runs: a SQLite read snapshot kept open
     # would make the request's first write fail if another writer committed in between.
     sqlite = session.get_bind().dialect.name == "sqlite"
