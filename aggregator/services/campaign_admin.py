@@ -14,11 +14,11 @@ from aggregator.config import LANGUAGE_CODES
 from aggregator.errors import InvalidInput
 from aggregator.models import (
     CONSENT_SCOPES,
-    AuditEntry,
     Campaign,
     ModerationMode,
     RuleKind,
 )
+from aggregator.services.audit import audit
 from aggregator.services.campaigns import SLUG_RE, normalize_hashtag
 from aggregator.services.rules import clean_rule_value, replace_rules
 
@@ -165,13 +165,12 @@ def save_campaign(
             setattr(campaign, key, value)
     session.add(campaign)
     session.flush()
-    session.add(
-        AuditEntry(
-            actor_id=actor_id,
-            actor_label=actor_label[:100],
-            action="campaign.create" if creating else "campaign.update",
-            detail={"campaign_id": campaign.id, "slug": campaign.slug},
-        )
+    audit(
+        session,
+        actor_id=actor_id,
+        actor_label=actor_label,
+        action="campaign.create" if creating else "campaign.update",
+        detail={"campaign_id": campaign.id, "slug": campaign.slug},
     )
     for kind, raw in rules.items():
         replace_rules(

@@ -10,13 +10,17 @@ no committed row refers to are removed by the periodic ``jobs.sweep_media``.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from pydantic_core import PydanticUndefined
+from sqlalchemy import insert
+from sqlalchemy import inspect as sa_inspect
+from sqlmodel import Session, SQLModel, col, select
 
 from aggregator.config import Settings
 from aggregator.media import MediaLimits, ProcessedImage
@@ -27,13 +31,12 @@ from aggregator.models import (
     Campaign,
     MediaAsset,
     Origin,
-    Rule,
     Source,
     Submission,
     SubmissionStatus,
     utcnow,
 )
-from aggregator.services.rules import initial_decision
+from aggregator.services.rules import campaign_rules
 from aggregator.services.users import hash_token
 
 MAX_IMAGES_PER_POST = 4
@@ -130,59 +133,148 @@ def ingest_page(
 ) -> list[Ingested]:
     """Store several items in the caller's transaction (it commits), one result per item.
 
-    Known items, the campaign's rules and recent image hashes are each read once per call,
-    which is what lets a collector page of text-only posts go through at database speed.
+    Idempotent on (source, external id): an item the source already has (or that comes
+    earlier in the same page) is not stored again; while it is still pending, its text is
+    refreshed from the newer copy. Each new item gets its rules decision, its images (with
+    duplicate flags) and one ``ingest`` audit entry.
+
+    The work is done page-wise, so a collector page of text-only posts costs a handful of
+    statements whatever its size: one SELECT of the page's known ids, one of the campaign's
+    rules, one multi-row INSERT … RETURNING of the new submissions and one of their audit
+    entries. Items with images add their own asset INSERT (and one read of recent hashes).
     """
     receipts = (
         [with_receipt] * len(incomings) if isinstance(with_receipt, bool) else list(with_receipt)
     )
-    existing: dict[str, Submission] = {}
-    wanted = [i.external_id for i in incomings if i.external_id is not None]
-    if source is not None and wanted:
-        existing = {
-            str(s.external_id): s
-            for s in session.exec(
-                select(Submission).where(
-                    Submission.source_id == source.id, col(Submission.external_id).in_(wanted)
-                )
-            ).all()
-        }
-    rules = session.exec(select(Rule).where(Rule.campaign_id == campaign.id)).all()
-    known: list[tuple[int, int, str]] | None = None
-    results: list[Ingested] = []
-    for incoming, receipt in zip(incomings, receipts, strict=True):
-        found = existing.get(incoming.external_id or "") if source is not None else None
-        if found is not None:
+    if len(receipts) != len(incomings):
+        raise ValueError("with_receipt needs one flag per item")
+    existing = _known(session, source, incomings)
+    done: dict[int, Ingested] = {}
+    new: list[int] = []
+    repeats: list[tuple[int, int]] = []  # (item, earlier item of this page that creates it)
+    creating: dict[str, int] = {}
+    for index, incoming in enumerate(incomings):
+        key = incoming.external_id if source is not None else None
+        if key is None:
+            new.append(index)
+        elif (found := existing.get(key)) is not None:
             _refresh_pending(found, incoming)
-            results.append(Ingested(found, created=False))
-            continue
-        if incoming.images and known is None:
-            known = _recent_hashes(session, campaign)
-        result = _create(
-            session, storage, campaign, source, incoming, receipt, rules, known or [], near_distance
+            done[index] = Ingested(found, created=False)
+        elif key in creating:
+            repeats.append((index, creating[key]))
+        else:
+            creating[key] = index
+            new.append(index)
+    created = _create_all(
+        session,
+        storage,
+        campaign,
+        source,
+        [(incomings[index], receipts[index]) for index in new],
+        near_distance,
+    )
+    done.update(zip(new, created, strict=True))
+    for index, first in repeats:
+        # The same post twice in one page: the later copy is what an edit would look like.
+        submission = done[first].submission
+        _refresh_pending(submission, incomings[index])
+        done[index] = Ingested(submission, created=False)
+    return [done[index] for index in range(len(incomings))]
+
+
+def _known(
+    session: Session, source: Source | None, incomings: Sequence[Incoming]
+) -> dict[str, Submission]:
+    """The source's submissions for the page's external ids, by external id (one query)."""
+    wanted = sorted({i.external_id for i in incomings if i.external_id is not None})
+    if source is None or not wanted:
+        return {}
+    rows = session.exec(
+        select(Submission).where(
+            Submission.source_id == source.id, col(Submission.external_id).in_(wanted)
         )
-        if source is not None and incoming.external_id is not None:
-            existing[incoming.external_id] = result.submission
-        results.append(result)
-    return results
+    ).all()
+    return {str(s.external_id): s for s in rows}
 
 
-def _create(
+def _create_all(
     session: Session,
     storage: Storage,
     campaign: Campaign,
     source: Source | None,
-    incoming: Incoming,
-    with_receipt: bool,
-    rules: Sequence[Rule],
-    known: list[tuple[int, int, str]],
+    items: Sequence[tuple[Incoming, bool]],
     near_distance: int,
-) -> Ingested:
-    limit = MAX_IMAGES_PER_POST if incoming.origin == Origin.collected else MAX_IMAGES_PER_UPLOAD
-    images = list(incoming.images)[:limit]
-    token = secrets.token_urlsafe(24) if with_receipt else None
-    submission = Submission(
-        campaign_id=campaign.id,  # type: ignore[arg-type]
+) -> list[Ingested]:
+    """Insert new items (rows in one statement), then their images, then their audit entries.
+
+    Images are stored after the submission rows exist (assets refer to them); a duplicate
+    found among them only adds the ``near_duplicate`` flag, it never changes the status.
+    """
+    if not items:
+        return []
+    rules = campaign_rules(session, campaign)
+    tokens = [secrets.token_urlsafe(24) if receipt else None for _incoming, receipt in items]
+    decisions = [rules.decide(campaign, source, incoming) for incoming, _receipt in items]
+    rows = [
+        _submission_row(campaign, source, incoming, token, status, _flags(incoming, False, hits))
+        for (incoming, _receipt), token, (status, hits) in zip(
+            items, tokens, decisions, strict=True
+        )
+    ]
+    submissions = _insert_submissions(session, rows)
+    known: list[tuple[int, int, str]] | None = None
+    audits = []
+    for submission, (incoming, _receipt), (status, hits) in zip(
+        submissions, items, decisions, strict=True
+    ):
+        stored = 0
+        if incoming.images:
+            known = _recent_hashes(session, campaign) if known is None else known
+            stored, near = _store_images(
+                session, storage, submission, incoming, known, near_distance
+            )
+            if near:
+                submission.flags = _flags(incoming, True, hits)
+        audits.append(_audit_row(submission, incoming, status, stored))
+    session.execute(insert(AuditEntry), audits)
+    return [
+        Ingested(submission, created=True, receipt_token=token)
+        for submission, token in zip(submissions, tokens, strict=True)
+    ]
+
+
+def _insert_submissions(session: Session, rows: Sequence[dict[str, Any]]) -> list[Submission]:
+    """Insert ``rows`` in one multi-row INSERT … RETURNING; the new objects, in row order.
+
+    The objects come back persistent in the session, so later changes (a refreshed text, a
+    duplicate flag) are flushed like any other. RETURNING may give them in any order (asking
+    SQLAlchemy for parameter order makes it insert row by row on SQLite), so they are matched
+    to their rows by public id, which every row has and which is unique.
+    """
+    inserted = session.scalars(insert(Submission).returning(Submission), rows).all()
+    by_public_id = {submission.public_id: submission for submission in inserted}
+    return [by_public_id[row["public_id"]] for row in rows]
+
+
+def _flags(incoming: Incoming, near_duplicate: bool, rule_flags: Sequence[str]) -> list[str]:
+    """Why moderators should look twice, in the order they read them."""
+    flags = ["sensitive"] if incoming.sensitive else []
+    if near_duplicate:
+        flags.append("near_duplicate")
+    return flags + [f for f in rule_flags if f not in flags]
+
+
+def _submission_row(
+    campaign: Campaign,
+    source: Source | None,
+    incoming: Incoming,
+    token: str | None,
+    status: SubmissionStatus,
+    flags: list[str],
+) -> dict[str, Any]:
+    return _with_defaults(
+        Submission,
+        campaign_id=campaign.id,
         source_id=source.id if source else None,
         origin=incoming.origin,
         external_id=incoming.external_id,
@@ -197,44 +289,61 @@ def _create(
         language=incoming.language,
         hashtags=list(incoming.hashtags),
         consent=list(incoming.consent),
+        status=status,
         sensitive=incoming.sensitive,
         content_warning=incoming.content_warning,
+        flags=flags,
         posted_at=incoming.posted_at or utcnow(),
         receipt_token_hash=hash_token(token) if token else None,
         extra=dict(incoming.extra),
     )
-    session.add(submission)
-    session.flush()
-    flags: list[str] = ["sensitive"] if incoming.sensitive else []
-    assets = []
-    for position, item in enumerate(images):
-        asset = _store_image(storage, submission, position, item)
-        duplicate = _duplicate_of(asset, known, near_distance)
-        if duplicate is not None:
-            asset.duplicate_of_id = duplicate
-            if "near_duplicate" not in flags:
-                flags.append("near_duplicate")
-        session.add(asset)
-        assets.append(asset)
-    if assets:
-        session.flush()  # ids, so later items of the same page can point at these
-        known[:0] = [(a.id, a.phash, a.sha256) for a in assets if a.id is not None]
-    status, rule_flags = initial_decision(
-        session=session, campaign=campaign, source=source, submission=submission, rules=rules
+
+
+def _audit_row(
+    submission: Submission, incoming: Incoming, status: SubmissionStatus, images: int
+) -> dict[str, Any]:
+    return _with_defaults(
+        AuditEntry,
+        submission_id=submission.id,
+        actor_label="system",
+        action="ingest",
+        to_status=status.value,
+        reason=", ".join(submission.flags),
+        detail={"origin": incoming.origin.value, "images": images},
     )
-    submission.flags = flags + [f for f in rule_flags if f not in flags]
-    submission.status = status
-    session.add(
-        AuditEntry(
-            submission_id=submission.id,
-            actor_label="system",
-            action="ingest",
-            to_status=status.value,
-            reason=", ".join(submission.flags),
-            detail={"origin": incoming.origin.value, "images": len(images)},
-        )
-    )
-    return Ingested(submission, created=True, receipt_token=token)
+
+
+def _with_defaults(model: type[SQLModel], **values: Any) -> dict[str, Any]:
+    """A full row for a bulk INSERT: ``values`` plus the model's field defaults.
+
+    Constructing the model would apply its defaults (public id, timestamps, empty lists) but
+    costs more than the INSERT itself; a bulk INSERT skips construction, so the defaults are
+    taken from the model's own field definitions here, never repeated by hand. Every row of a
+    model gets the same keys, so the rows go out as one executemany batch.
+    """
+    row = dict(values)
+    for name, default in _field_defaults(model):
+        if name not in row:
+            row[name] = default() if callable(default) else default
+    return row
+
+
+@functools.cache
+def _field_defaults(model: type[SQLModel]) -> tuple[tuple[str, Any], ...]:
+    """(field, constant or factory) for each field with a default, except a None primary key."""
+    defaults: list[tuple[str, Any]] = []
+    for name, info in model.model_fields.items():
+        if info.default_factory is not None:
+            defaults.append((name, info.default_factory))
+        elif info.default is not PydanticUndefined and not (
+            info.default is None and name in _primary_keys(model)
+        ):
+            defaults.append((name, info.default))
+    return tuple(defaults)
+
+
+def _primary_keys(model: type[SQLModel]) -> set[str]:
+    return {column.name for column in sa_inspect(model).primary_key}
 
 
 def _refresh_pending(existing: Submission, incoming: Incoming) -> None:
@@ -244,6 +353,37 @@ def _refresh_pending(existing: Submission, incoming: Incoming) -> None:
         existing.html = incoming.html
         existing.sensitive = existing.sensitive or incoming.sensitive
         existing.content_warning = incoming.content_warning or existing.content_warning
+
+
+def _store_images(
+    session: Session,
+    storage: Storage,
+    submission: Submission,
+    incoming: Incoming,
+    known: list[tuple[int, int, str]],
+    near_distance: int,
+) -> tuple[int, bool]:
+    """Store an item's images (up to the origin's limit) as assets: (count, any duplicate).
+
+    ``known`` (recent hashes of the campaign, newest first) gains the new assets, so later
+    items of the same page are compared with these too.
+    """
+    limit = MAX_IMAGES_PER_POST if incoming.origin == Origin.collected else MAX_IMAGES_PER_UPLOAD
+    images = list(incoming.images)[:limit]
+    near = False
+    assets = []
+    for position, item in enumerate(images):
+        asset = _store_image(storage, submission, position, item)
+        duplicate = _duplicate_of(asset, known, near_distance)
+        if duplicate is not None:
+            asset.duplicate_of_id = duplicate
+            near = True
+        session.add(asset)
+        assets.append(asset)
+    if assets:
+        session.flush()  # ids, so later items of the same page can point at these
+        known[:0] = [(a.id, a.phash, a.sha256) for a in assets if a.id is not None]
+    return len(images), near
 
 
 def _store_image(

@@ -14,13 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam, insert, update
+from sqlalchemy import Update, bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from aggregator.errors import Conflict, InvalidInput, InvalidTransition, NotFound
-from aggregator.models import AuditEntry, Campaign, Submission, SubmissionStatus, utcnow
+from aggregator.models import Campaign, Submission, SubmissionStatus, utcnow
+from aggregator.services.audit import MAX_REASON, audit
 
 S = SubmissionStatus
 
@@ -32,7 +33,6 @@ TRANSITIONS: dict[SubmissionStatus, frozenset[SubmissionStatus]] = {
     S.withdrawn: frozenset(),
 }
 BULK_MAX = 500
-MAX_REASON = 1000
 
 
 def can_transition(current: SubmissionStatus, target: SubmissionStatus) -> bool:
@@ -83,11 +83,6 @@ def _decision_statement(columns: tuple[str, ...]) -> Update:
     )
 
 
-@functools.cache
-def _audit_statement() -> Insert:
-    return insert(AuditEntry.__table__)  # type: ignore[attr-defined]
-
-
 def take_write_lock(session: Session, ids: Iterable[int]) -> None:
     """On SQLite, make a write the transaction's first statement (waits for the lock)."""
     if _is_sqlite(session):
@@ -102,41 +97,6 @@ def lock_submission(session: Session, submission_id: int) -> Submission:
         session.rollback()
         raise NotFound(f"There is no submission {submission_id}.")
     return submission
-
-
-def audit(
-    session: Session,
-    *,
-    action: str,
-    submission_id: int | None = None,
-    actor_id: int | None = None,
-    actor_label: str = "",
-    reason: str = "",
-    from_status: str | None = None,
-    to_status: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Write one audit row in the current transaction (the caller commits).
-
-    A plain INSERT rather than ``session.add``: the unit of work's flush machinery was the
-    largest single cost of an approval, and nothing reads the row back in the same request.
-    Pending ORM changes are flushed first, so the row may refer to a submission just added.
-    """
-    session.flush()
-    session.execute(
-        _audit_statement(),
-        {
-            "submission_id": submission_id,
-            "actor_id": actor_id,
-            "actor_label": actor_label[:100],
-            "action": action,
-            "from_status": from_status,
-            "to_status": to_status,
-            "reason": reason[:MAX_REASON],
-            "detail": detail or {},
-            "at": utcnow(),
-        },
-    )
 
 
 def _apply(

@@ -15,7 +15,8 @@ from aggregator.media.color import placeholder_color
 from aggregator.media.dedup import perceptual_hash
 from aggregator.media.storage import Storage
 from aggregator.models import MediaAsset, Submission, SubmissionStatus, utcnow
-from aggregator.services.moderation import audit, lock_submission
+from aggregator.services.audit import audit
+from aggregator.services.moderation import lock_submission
 
 MAX_TEXT = 5000
 MAX_CREDIT = 200

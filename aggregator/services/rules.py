@@ -3,29 +3,41 @@ blocked authors, instances and words hold an item back with a flag moderators se
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from aggregator.errors import InvalidInput, NotFound
 from aggregator.models import (
-    AuditEntry,
     Campaign,
     ModerationMode,
     Rule,
     RuleKind,
     Source,
-    Submission,
     SubmissionStatus,
 )
+from aggregator.services.audit import audit
 
 
 def fold(text: str) -> str:
     """Case-fold and NFKC-normalise, so ﬁ/fi, Ё/ё and full-width letters compare equal."""
     return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _phrase_pattern(phrase: str) -> re.Pattern[str] | None:
+    """The whole-word pattern for ``phrase`` matched against folded text (None: empty)."""
+    needle = fold(phrase).strip()
+    if not needle:
+        return None
+    return re.compile(
+        r"(?<!\w)" + r"\s+".join(re.escape(part) for part in needle.split()) + r"(?!\w)"
+    )
 
 
 def contains_phrase(text: str, phrase: str) -> bool:
@@ -34,30 +46,146 @@ def contains_phrase(text: str, phrase: str) -> bool:
     Python's ``\\w`` is Unicode-aware, so boundaries work for Cyrillic, Kazakh and Hebrew
     (an ASCII-only ``\\b`` is the mistake this avoids).
     """
-    needle = fold(phrase).strip()
-    if not needle:
-        return False
-    pattern = r"(?<!\w)" + r"\s+".join(re.escape(part) for part in needle.split()) + r"(?!\w)"
-    return re.search(pattern, fold(text)) is not None
+    pattern = _phrase_pattern(phrase)
+    return pattern is not None and pattern.search(fold(text)) is not None
 
 
-def _author_keys(submission: Submission) -> set[str]:
-    keys = {fold(submission.author_name)} if submission.author_name else set()
-    if submission.author_handle:
-        keys.add(fold(submission.author_handle.lstrip("@")))
+class Judged(Protocol):
+    """What the rules look at in an item (a Submission, or an item about to become one)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def author_name(self) -> str: ...
+    @property
+    def author_handle(self) -> str | None: ...
+    @property
+    def author_url(self) -> str | None: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def content_warning(self) -> str | None: ...
+    @property
+    def sensitive(self) -> bool: ...
+
+
+def _author_keys(item: Judged) -> set[str]:
+    keys = {fold(item.author_name)} if item.author_name else set()
+    if item.author_handle:
+        keys.add(fold(item.author_handle.lstrip("@")))
     return keys
 
 
-def _instance(submission: Submission) -> str | None:
-    for value in (submission.author_url, submission.url):
+def _instance(item: Judged) -> str | None:
+    for value in (item.author_url, item.url):
         if value:
             host = urlsplit(value).hostname
             if host:
                 return host.lower()
-    handle = submission.author_handle or ""
+    handle = item.author_handle or ""
     if handle.count("@") >= 1 and "." in handle.rsplit("@", 1)[-1]:
         return handle.rsplit("@", 1)[-1].lower()
     return None
+
+
+@dataclass(frozen=True)
+class _Check:
+    kind: RuleKind
+    value: str  # as the admin wrote it (shown in flags)
+    folded: str  # folded, without a leading "@" (compared with authors and instances)
+    pattern: re.Pattern[str] | None  # blocked words only
+    # The phrase's first folded word: the pattern can only match where this occurs, and a
+    # substring test is far cheaper than the regex, which most texts never need.
+    first_word: str = ""
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A campaign's rules prepared once (values folded, phrases compiled), in rule order.
+
+    Build it with ``compile_rules``; ``decide`` is then pure and cheap per item, which is what
+    lets ingest apply the rules to a whole page without redoing that work for every item.
+    """
+
+    checks: tuple[_Check, ...]
+
+    def decide(
+        self, campaign: Campaign, source: Source | None, item: Judged
+    ) -> tuple[SubmissionStatus, list[str]]:
+        """The status a new item starts in and the rule flags it carries (in rule order).
+
+        Blocked words, authors and instances flag the item (it waits for a moderator);
+        a trusted author or source approves it at once, but only in an ``auto_trusted``
+        campaign and only when nothing flagged it and it is not marked sensitive.
+        """
+        flags: list[str] = []
+        authors = _author_keys(item)
+        instance = _instance(item)
+        searchable = fold(" ".join([item.text, item.author_name, item.content_warning or ""]))
+        trusted = False
+        for check in self.checks:
+            kind, value = check.kind, check.folded
+            if kind == RuleKind.blocked_word:
+                if (
+                    check.pattern is not None
+                    and check.first_word in searchable
+                    and check.pattern.search(searchable)
+                ):
+                    flags.append(f"rule:{check.value}")
+            elif kind == RuleKind.blocked_author and value in authors:
+                flags.append(f"blocked_author:{check.value}")
+            elif (
+                kind == RuleKind.blocked_instance
+                and instance
+                and (instance == value or instance.endswith("." + value))
+            ):
+                flags.append(f"blocked_instance:{check.value}")
+            elif kind == RuleKind.trusted_author and value in authors:
+                trusted = True
+            elif (
+                kind == RuleKind.trusted_source
+                and source is not None
+                and check.value == str(source.id)
+            ):
+                trusted = True
+        if (
+            campaign.moderation_mode == ModerationMode.auto_trusted
+            and trusted
+            and not flags
+            and not item.sensitive
+        ):
+            return SubmissionStatus.approved, flags
+        return SubmissionStatus.pending, flags
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(rules: tuple[tuple[str, str], ...]) -> RuleSet:
+    # Keyed by the rules' content, so an edited rule can never be served from a stale entry.
+    return RuleSet(
+        tuple(
+            _Check(
+                kind=RuleKind(kind),
+                value=value,
+                folded=fold(value).lstrip("@"),
+                pattern=_phrase_pattern(value) if kind == RuleKind.blocked_word else None,
+                first_word=next(iter(fold(value).split()), ""),
+            )
+            for kind, value in rules
+        )
+    )
+
+
+def compile_rules(rules: Sequence[Rule]) -> RuleSet:
+    """``rules`` (one campaign's, in id order) ready to apply; cached by their content."""
+    return _compiled(tuple((RuleKind(rule.kind).value, rule.value) for rule in rules))
+
+
+def campaign_rules(session: Session, campaign: Campaign) -> RuleSet:
+    """The campaign's current rules, compiled (one query; compiling is cached)."""
+    rules = session.exec(
+        select(Rule).where(Rule.campaign_id == campaign.id).order_by(col(Rule.id))
+    ).all()
+    return compile_rules(rules)
 
 
 def initial_decision(
@@ -65,47 +193,12 @@ def initial_decision(
     session: Session,
     campaign: Campaign,
     source: Source | None,
-    submission: Submission,
+    submission: Judged,
     rules: Sequence[Rule] | None = None,
 ) -> tuple[SubmissionStatus, list[str]]:
     """The status a new item starts in and the rule flags it carries (``rules``: preloaded)."""
-    if rules is None:
-        rules = session.exec(select(Rule).where(Rule.campaign_id == campaign.id)).all()
-    flags: list[str] = []
-    authors = _author_keys(submission)
-    instance = _instance(submission)
-    searchable = " ".join(
-        [submission.text, submission.author_name, submission.content_warning or ""]
-    )
-    trusted = False
-    for rule in rules:
-        value = fold(rule.value).lstrip("@")
-        if rule.kind == RuleKind.blocked_word and contains_phrase(searchable, rule.value):
-            flags.append(f"rule:{rule.value}")
-        elif rule.kind == RuleKind.blocked_author and value in authors:
-            flags.append(f"blocked_author:{rule.value}")
-        elif (
-            rule.kind == RuleKind.blocked_instance
-            and instance
-            and (instance == value or instance.endswith("." + value))
-        ):
-            flags.append(f"blocked_instance:{rule.value}")
-        elif rule.kind == RuleKind.trusted_author and value in authors:
-            trusted = True
-        elif (
-            rule.kind == RuleKind.trusted_source
-            and source is not None
-            and rule.value == str(source.id)
-        ):
-            trusted = True
-    if (
-        campaign.moderation_mode == ModerationMode.auto_trusted
-        and trusted
-        and not flags
-        and not submission.sensitive
-    ):
-        return SubmissionStatus.approved, flags
-    return SubmissionStatus.pending, flags
+    compiled = campaign_rules(session, campaign) if rules is None else compile_rules(rules)
+    return compiled.decide(campaign, source, submission)
 
 
 # -- rule administration ---------------------------------------------------------------------
@@ -239,11 +332,10 @@ def _audit_rule(
     actor_id: int | None,
     actor_label: str,
 ) -> None:
-    session.add(
-        AuditEntry(
-            actor_id=actor_id,
-            actor_label=actor_label[:100],
-            action=action,
-            detail={"campaign_id": campaign.id, "kind": kind.value, "value": value},
-        )
+    audit(
+        session,
+        actor_id=actor_id,
+        actor_label=actor_label,
+        action=action,
+        detail={"campaign_id": campaign.id, "kind": kind.value, "value": value},
     )

@@ -11,7 +11,8 @@ from sqlmodel import Session, col, select
 
 from aggregator.media.storage import Storage
 from aggregator.models import MediaAsset, Submission, SubmissionStatus
-from aggregator.services.moderation import audit, clean_reason, lock_submission, transition
+from aggregator.services.audit import audit
+from aggregator.services.moderation import clean_reason, lock_submission, transition
 
 S = SubmissionStatus
 

@@ -12,7 +12,8 @@ from starlette.responses import RedirectResponse, Response
 
 from aggregator.deps import SessionDep
 from aggregator.errors import InvalidInput, NotFound
-from aggregator.models import AuditEntry, Campaign, Source, User
+from aggregator.models import Campaign, Source, User
+from aggregator.services.audit import audit
 from aggregator.services.campaign_admin import BAD_TAG, split_tags
 from aggregator.services.campaigns import SOURCE_KINDS, create_source, normalize_hashtag
 from aggregator.services.dashboard import source_health
@@ -30,13 +31,12 @@ PLAIN_KEYS = ("url", "handle")
 
 
 def _audit(session: Session, user: User, action: str, source: Source, **detail: Any) -> None:
-    session.add(
-        AuditEntry(
-            actor_id=user.id,
-            actor_label=actor_label(user)[:100],
-            action=action,
-            detail={"source_id": source.id, "campaign_id": source.campaign_id, **detail},
-        )
+    audit(
+        session,
+        actor_id=user.id,
+        actor_label=actor_label(user),
+        action=action,
+        detail={"source_id": source.id, "campaign_id": source.campaign_id, **detail},
     )
 
 

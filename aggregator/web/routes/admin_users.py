@@ -18,7 +18,8 @@ from starlette.responses import RedirectResponse, Response
 from aggregator.config import Settings
 from aggregator.deps import SessionDep
 from aggregator.errors import Conflict, InvalidInput, NotFound
-from aggregator.models import AuditEntry, Event, EventHost, Role, User, utcnow
+from aggregator.models import Event, EventHost, Role, User, utcnow
+from aggregator.services.audit import audit
 from aggregator.services.moderation_queue import release_claims
 from aggregator.services.users import EMAIL_RE, INVITE_DAYS, create_user, hash_token
 from aggregator.web.auth import AdminUser, end_user_sessions
@@ -32,13 +33,12 @@ CsrfChecked = Annotated[None, Depends(require_csrf_form)]
 
 
 def _audit(session: Session, actor: User, action: str, target: User, **detail: object) -> None:
-    session.add(
-        AuditEntry(
-            actor_id=actor.id,
-            actor_label=actor_label(actor)[:100],
-            action=action,
-            detail={"user_id": target.id, "email": target.email, **detail},
-        )
+    audit(
+        session,
+        actor_id=actor.id,
+        actor_label=actor_label(actor),
+        action=action,
+        detail={"user_id": target.id, "email": target.email, **detail},
     )
 
 

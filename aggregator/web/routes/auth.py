@@ -17,7 +17,8 @@ from starlette.responses import RedirectResponse, Response
 from aggregator.config import Settings
 from aggregator.deps import SessionDep
 from aggregator.errors import InvalidInput, NotFound
-from aggregator.models import AuditEntry, Role, User, utcnow
+from aggregator.models import Role, User, utcnow
+from aggregator.services.audit import audit
 from aggregator.services.moderation_queue import release_claims
 from aggregator.services.ratelimit import hit
 from aggregator.services.users import (
@@ -189,7 +190,7 @@ def invite_submit(
     user.invite_token_hash = None
     user.invite_expires_at = None
     session.add(user)
-    session.add(AuditEntry(actor_id=user.id, actor_label=user.email, action="user.invite_accepted"))
+    audit(session, actor_id=user.id, actor_label=user.email, action="user.invite_accepted")
     session.commit()
     response = RedirectResponse(home_for(user), status_code=303)
     start_session(session=session, request=request, response=response, user=user)
