@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from aggregator.collectors import KINDS, get_collector
+from aggregator.collectors import KINDS, get_collector, mastodon
 from aggregator.collectors.base import SourceSpec
 from aggregator.collectors.http import make_api_client
 from aggregator.collectors.mastodon import MastodonCollector, normalize_tag, parse_status
@@ -108,6 +108,68 @@ async def test_walks_forward_with_min_id_and_builds_page_urls_itself(
     assert seen == [s["uri"] for s in statuses]
     for _path, query, _ in fake.requests[1:]:
         assert ("any[]", "mypomnim") in query
+    assert cursor == {"min_id": statuses[-1]["id"]}
+
+
+async def walk(
+    fake: FakeMastodon, http: httpx.AsyncClient, cursor: Any = None
+) -> tuple[list[str], Any, int]:
+    """Collect as a job run does (again while ``more``): external ids, last cursor, pages."""
+    seen: list[str] = []
+    pages = 0
+    while True:
+        result = await collect(fake, http, "weremember", cursor=cursor)
+        pages += 1
+        seen += [i.external_id for i in result.items]
+        cursor = result.cursor or cursor
+        if not result.more:
+            return seen, cursor, pages
+
+
+async def test_a_new_source_reaches_back_then_walks_forward_without_gaps(
+    fake: FakeMastodon, http: httpx.AsyncClient
+) -> None:
+    older = [fake.add_status(tags=["weremember"]) for _ in range(100)]
+    seen, cursor, pages = await walk(fake, http)
+    # The newest page, two older pages (max_id) back to the start of the tag, then one
+    # forward request (min_id) for anything posted meanwhile.
+    assert pages == 4
+    assert sorted(seen) == sorted(s["uri"] for s in older) and len(set(seen)) == 100
+    assert [[k for k in dict(q) if k.endswith("_id")] for _p, q, _ in fake.requests] == [
+        [],
+        ["max_id"],
+        ["max_id"],
+        ["min_id"],
+    ]
+    assert cursor == {"min_id": older[-1]["id"]}
+    newer = [fake.add_status(tags=["weremember"]) for _ in range(5)]
+    seen, cursor, _pages = await walk(fake, http, cursor)
+    assert seen == [s["uri"] for s in newer]
+    assert cursor == {"min_id": newer[-1]["id"]}
+
+
+async def test_posts_arriving_during_the_backfill_are_collected_afterwards(
+    fake: FakeMastodon, http: httpx.AsyncClient
+) -> None:
+    older = [fake.add_status(tags=["weremember"]) for _ in range(60)]
+    first = await collect(fake, http, "weremember")
+    assert first.more and first.cursor["backfill_left"] == mastodon.BACKFILL_PAGES - 1
+    during = fake.add_status(tags=["weremember"])  # posted while reaching back
+    seen, cursor, _pages = await walk(fake, http, first.cursor)
+    assert sorted([i.external_id for i in first.items] + seen) == sorted(
+        [s["uri"] for s in older] + [during["uri"]]
+    )
+    assert cursor == {"min_id": during["id"]}
+
+
+async def test_the_backfill_is_bounded(
+    fake: FakeMastodon, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mastodon, "BACKFILL_PAGES", 2)
+    statuses = [fake.add_status(tags=["weremember"]) for _ in range(200)]
+    seen, cursor, pages = await walk(fake, http)
+    # Two pages back (the newest 80), then forward from the newest: the oldest 120 stay.
+    assert pages == 3 and set(seen) == {s["uri"] for s in statuses[-80:]}
     assert cursor == {"min_id": statuses[-1]["id"]}
 
 

@@ -16,6 +16,9 @@ from aggregator.collectors.http import request_json, retry_after_seconds
 from aggregator.errors import CollectorError, SourceConfigError
 
 PAGE_LIMIT = 40  # the API maximum
+# How far a new source reaches back: 25 pages of 40. Requests with max_id count against the
+# stricter 300-per-15-minutes limit, so the backfill is bounded.
+BACKFILL_PAGES = 25
 MAX_TAGS = 4  # Mastodon applies at most 4 tags (the path tag plus any[]) and ignores the rest
 # A 429 carries no Retry-After; the unauthenticated window is 5 minutes.
 DEFAULT_RATE_LIMIT_WAIT = 300.0
@@ -171,7 +174,8 @@ def parse_status(
 
 
 class MastodonCollector:
-    """Walks a hashtag timeline forward with ``min_id``; images only, de-duplicated on ``uri``."""
+    """Walks a hashtag timeline forward with ``min_id`` (after reaching back once with
+    ``max_id``); images only, de-duplicated on ``uri``."""
 
     kind: ClassVar[str] = "mastodon"
 
@@ -182,13 +186,24 @@ class MastodonCollector:
         http: httpx.AsyncClient,
         cursor: Mapping[str, Any] | None,
     ) -> CollectResult:
-        """Return the page after ``cursor["min_id"]`` (first run: the newest page)."""
+        """Return the next page: newer than ``cursor["min_id"]``, or while a new source is
+        still reaching back (``cursor["max_id"]``), the page older than that.
+
+        The first run takes the newest page and, when it is full, starts a backfill of up to
+        ``BACKFILL_PAGES`` older pages: a source added after a campaign began still collects
+        what was posted before. The forward position (``min_id``) is fixed by the first page,
+        so nothing posted during the backfill is skipped.
+        """
         base, host, tags, headers = _settings(source)
-        min_id = str((cursor or {}).get("min_id") or "")
+        state = dict(cursor or {})
+        min_id = str(state.get("min_id") or "")
+        older_than = str(state.get("max_id") or "")
         # The Link header drops any[] (mastodon#37236), so every page URL is built here.
         params: list[tuple[str, str]] = [("only_media", "true"), ("limit", str(PAGE_LIMIT))]
         params += [("any[]", tag) for tag in tags[1:]]
-        if min_id:
+        if older_than:
+            params.append(("max_id", older_than))
+        elif min_id:
             params.append(("min_id", min_id))
         url = f"{base}/api/v1/timelines/tag/{quote(tags[0], safe='')}"
         response, body = await request_json(http, "GET", url, params=params, headers=headers)
@@ -200,17 +215,31 @@ class MastodonCollector:
             raise _fail(response, body, token="Authorization" in headers, what=what)
         if not isinstance(body, list):
             raise CollectorError(f"{what}: the answer is not a list of statuses")
-        ids = [str(s["id"]) for s in body if isinstance(s, dict) and s.get("id")]
+        ids = sorted(
+            (str(s["id"]) for s in body if isinstance(s, dict) and s.get("id")), key=_id_key
+        )
         wanted = frozenset(tags)
         items = [item for s in body if (item := parse_status(s, host=host, wanted=wanted))]
         items.sort(key=lambda i: _id_key(i.remote_id or ""))
         remaining = response.headers.get("x-ratelimit-remaining", "").strip()
         low = remaining.isdigit() and int(remaining) < LOW_REMAINING
+        full = len(body) >= PAGE_LIMIT
+        if older_than or not min_id:  # a backfill page, or the first page of a new source
+            pages_left = int(state.get("backfill_left", BACKFILL_PAGES)) - 1
+            forward = min_id or (ids[-1] if ids else "")
+            next_cursor: dict[str, Any] | None = {"min_id": forward} if forward else None
+            if next_cursor is not None and full and ids and pages_left > 0:
+                next_cursor |= {"max_id": ids[0], "backfill_left": pages_left}
+            backfilling = next_cursor is not None and "max_id" in next_cursor
+            # After the last older page, one forward request collects what came meanwhile.
+            more = (backfilling or bool(older_than)) and not low
+        else:
+            next_cursor = {"min_id": ids[-1]} if ids else None
+            more = full and not low
         return CollectResult(
             items=items,
-            cursor={"min_id": max(ids, key=_id_key)} if ids else None,
-            # Without a cursor we took the newest page; walking forward starts next time.
-            more=bool(min_id) and len(body) >= PAGE_LIMIT and not low,
+            cursor=next_cursor,
+            more=more,
             retry_after=retry_after_seconds(response) if low else None,
         )
 
