@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -91,17 +91,37 @@ def test_26th_login_attempt_is_rate_limited(client: TestClient, session: Session
     assert int(response.headers["retry-after"]) > 0
 
 
-def test_rate_limit_windows_reset_and_are_per_key(session: Session) -> None:
-    start = utcnow().replace(microsecond=0)
+def window_start(seconds: int) -> datetime:
+    """The start of the current fixed window of ``seconds`` (as ratelimit aligns them)."""
+    now = utcnow().timestamp()
+    return datetime.fromtimestamp(now - now % seconds, UTC)
+
+
+def test_rate_limit_counts_per_key_and_fades_with_the_window(session: Session) -> None:
+    start = window_start(60)
     for _ in range(3):
         hit(session, "k1", 3, 60, now=start)
     with pytest.raises(TooManyRequests) as exc:
         hit(session, "k1", 3, 60, now=start)
-    assert 1 <= exc.value.retry_after <= 60
+    # 4 attempts in this window: the next passes once they weigh ≤ 2, halfway into the next.
+    assert exc.value.retry_after == 60 + 30
     hit(session, "k2", 3, 60, now=start)  # another key counts on its own
-    hit(session, "k1", 3, 60, now=start + timedelta(seconds=61))  # next window
+    with pytest.raises(TooManyRequests):  # the previous window still weighs 4 × 0.9 here
+        hit(session, "k1", 3, 60, now=start + timedelta(seconds=66))
+    hit(session, "k1", 3, 60, now=start + timedelta(seconds=180))  # two windows later: reset
     counter = session.get(RateCounter, "k1")
-    assert counter is not None and counter.count == 1
+    assert counter is not None and (counter.count, counter.previous) == (1, 0)
+
+
+def test_rate_limit_allows_no_double_burst_across_a_window_boundary(session: Session) -> None:
+    boundary = window_start(300) + timedelta(seconds=300)
+    for n in range(25):  # 25 attempts in the last ten seconds of one window …
+        hit(session, "burst", 25, 300, now=boundary - timedelta(seconds=10) + timedelta(seconds=n / 5))
+    with pytest.raises(TooManyRequests) as exc:  # … and the 26th just after the boundary
+        hit(session, "burst", 25, 300, now=boundary + timedelta(seconds=1))
+    assert 1 <= exc.value.retry_after <= 300
+    # Once the previous window has faded far enough, attempts pass again.
+    hit(session, "burst", 25, 300, now=boundary + timedelta(seconds=exc.value.retry_after + 1))
 
 
 def test_ip_bucket_groups_ipv6_by_64() -> None:

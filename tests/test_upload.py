@@ -252,7 +252,8 @@ def test_rate_limit_is_429_with_retry_after(
             for i in range(3)
         ]
     assert [r.status_code for r in statuses] == [303, 303, 429]
-    assert 1 <= int(statuses[2].headers["Retry-After"]) <= 1800
+    # Sliding window: the wait may reach into the next 30-minute window.
+    assert 1 <= int(statuses[2].headers["Retry-After"]) <= 2 * 1800
     assert "Please wait" in statuses[2].text
     assert counts(session)[0] == 2
 

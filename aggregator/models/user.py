@@ -66,8 +66,10 @@ class AuditEntry(SQLModel, table=True):
 
 
 class RateCounter(SQLModel, table=True):
-    """A fixed-window counter shared by every worker (uploads per IP, logins per IP)."""
+    """A sliding-window counter shared by every worker (uploads per IP, logins per IP):
+    attempts in the current fixed window, and in the one before it."""
 
     key: str = Field(primary_key=True, max_length=200)
     window_start: datetime = Field(sa_type=UTCDateTime)
     count: int = 0
+    previous: int = 0

@@ -1,4 +1,9 @@
-"""Fixed-window rate limits stored in the database, so every worker process shares them.
+"""Sliding-window rate limits stored in the database, so every worker process shares them.
+
+Each key keeps the attempts of the current fixed window and of the one before; the limit
+applies to the previous window's count weighted by how much of it still overlaps the last
+``window_seconds``, plus the current count. Unlike a plain fixed window, this allows no
+double burst across a window boundary (25 attempts at 4:59 and 25 more at 5:00).
 
 ``hit`` counts one attempt with a single atomic upsert (``INSERT … ON CONFLICT DO UPDATE …
 RETURNING``, on SQLite and PostgreSQL alike) and commits it at once: an attempt that fails
@@ -47,33 +52,55 @@ def hit(
     *,
     now: datetime | None = None,
 ) -> None:
-    """Count one attempt for ``key``; raise TooManyRequests past ``limit`` in the window.
+    """Count one attempt for ``key``; raise TooManyRequests past ``limit`` in the sliding window.
 
-    Commits the session (count first, decide after). The window is fixed and aligned to the
-    epoch, so ``retry_after`` is the time left until the next window starts.
+    Commits the session (count first, decide after). ``retry_after`` is the time until the
+    weighted count falls back to the limit.
     """
     now = now or utcnow()
+    window = timedelta(seconds=window_seconds)
     start = _window_start(now, window_seconds)
     table = RateCounter.__table__  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(table).values(key=key[:200], window_start=start, count=1)
+    stmt = insert(table).values(key=key[:200], window_start=start, count=1, previous=0)
     same_window = table.c.window_start == stmt.excluded.window_start
+    # SET expressions read the row as it was, so "previous" takes the old count.
     upsert = stmt.on_conflict_do_update(
         index_elements=[table.c.key],
         set_={
             "count": case((same_window, table.c.count + 1), else_=1),
+            "previous": case(
+                (same_window, table.c.previous),
+                (table.c.window_start == start - window, table.c.count),
+                else_=0,
+            ),
             "window_start": stmt.excluded.window_start,
         },
-    ).returning(table.c.count)
-    count = int(session.execute(upsert).scalar_one())
+    ).returning(table.c.count, table.c.previous)
+    count, previous = session.execute(upsert).one()
     session.commit()
-    if count > limit:
-        retry = (start + timedelta(seconds=window_seconds) - now).total_seconds()
+    into_window = (now - start) / window
+    if previous * (1 - into_window) + count > limit:
         raise TooManyRequests(
             "Too many attempts. Please wait a few minutes and try again.",
-            retry_after=max(1, math.ceil(retry)),
+            retry_after=_retry_after(count, previous, limit, into_window, window_seconds),
         )
+
+
+def _retry_after(
+    count: int, previous: int, limit: int, into_window: float, window_seconds: int
+) -> int:
+    """Whole seconds until one more attempt would pass, if none is made meanwhile.
+
+    With room left in the current window, that is when the previous window has faded enough;
+    otherwise it is in the next window, once this window's count has faded enough.
+    """
+    if count + 1 <= limit:  # refused, so previous > 0
+        wait = 1 - (limit - count - 1) / previous - into_window
+    else:
+        wait = 1 - into_window + min(1.0, max(0.0, 1 - (limit - 1) / count))
+    return max(1, math.ceil(wait * window_seconds))
 
 
 def purge_expired(session: Session, *, older_than_seconds: int = 86400) -> int:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 10:57:33.695511
+Create Date: 2026-11-23 14:12:55.812772
 """
 
 from collections.abc import Sequence
@@ -57,6 +57,7 @@ def upgrade() -> None:
             "window_start", aggregator.models.base.UTCDateTime(timezone=True), nullable=False
         ),
         sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("previous", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_ratecounter")),
     )
     op.create_table(
