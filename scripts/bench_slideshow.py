@@ -176,6 +176,12 @@ def populate(settings: Settings, photos: int, items: int) -> tuple[int, str, flo
             session.execute(insert(MediaAsset), rows)
             session.commit()
         event_id, token = int(event.id or 0), link.token
+    if engine.dialect.name == "postgresql":
+        # Planner statistics, as autovacuum's autoanalyze gathers them within a minute of a
+        # bulk load: without them PostgreSQL guesses one matching row and joins 5,000 rows
+        # by index probes (both the reference and the feed ran ~10 ms slower).
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     engine.dispose()
     return event_id, token, pipeline_s, sizes
 

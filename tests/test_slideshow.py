@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from aggregator import i18n
 from aggregator.models import Event, ShareLink, Submission, SubmissionStatus, utcnow
 from aggregator.services.events import new_share_token
-from aggregator.services.slideshows import build_slides, clean_message, text_direction
+from aggregator.services.slideshows import Slide, build_slides, clean_message, text_direction
 from aggregator.services.slideshows_control import apply_control
-from aggregator.services.slideshows_document import program
+from aggregator.services.slideshows_document import feed_item, program
+from aggregator.services.slideshows_feed import ItemJson
 from aggregator.services.slideshows_settings import effective_settings
 from tests.factories import make_campaign, make_event, make_source, make_submission
 from tests.slideshow_support import photo, take_down
@@ -250,6 +255,53 @@ def test_caption_helpers() -> None:
     cut = clean_message(long)
     assert len(cut) <= 281 and cut.endswith("…")
     assert clean_message("  a \n\n b ") == "a b"
+    # The same whitespace as the regex it replaced: every character Python calls a space.
+    spaces = "".join(chr(c) for c in range(0x3000 + 1) if chr(c).isspace())
+    assert re.fullmatch(r"\s+", spaces) is not None
+    assert clean_message(f"{spaces}a{spaces}b{spaces}") == "a b"
+
+
+@pytest.mark.parametrize("captions", [["name", "city", "message", "source"], ["message"], []])
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_item_json_is_exactly_json_dumps_of_feed_item(captions: list[str], lang: str) -> None:
+    """The feed's fast serializer writes the bytes of the schema's definition (feed_item)."""
+    gettext = i18n.translations(lang).gettext
+    writer = ItemJson("/show/tok-en_1", captions, lang)
+    tricky = 'q"uo\\te </script> \u2028 \x00\x1f tab\t é 😀 אנחנו'
+    posted = datetime(2025, 5, 9, 10, 0, 0, tzinfo=UTC)
+    variants: list[dict[str, Any]] = [
+        {},
+        {"alt": "", "name": ""},
+        {"alt": "", "name": tricky},
+        {"alt": tricky, "city": tricky, "message": tricky, "source": tricky, "language": None},
+        {"id": "abc.2", "position": 2, "pinned": True, "pinned_at": posted, "color": tricky},
+        {"posted_at": datetime(2025, 5, 9, 10, 0, 0, 123456, tzinfo=UTC), "direction": "rtl"},
+    ]
+    for changes in variants:
+        values: dict[str, Any] = {
+            "id": "abc",
+            "submission_id": 7,
+            "submission": "abc",
+            "keys_json": '{"slide": "k"}',
+            "width": 1920,
+            "height": 1080,
+            "color": "#102030",
+            "alt": "An alt",
+            "name": "Anna",
+            "city": "Almaty",
+            "message": "We remember.",
+            "source": "@anna · Mastodon",
+            "source_url": None,
+            "language": "en",
+            "direction": "ltr",
+            "pinned": False,
+            "posted_at": posted,
+            "sha256": "0123456789abcdef" * 4,
+        }
+        slide = Slide(**{**values, **changes})
+        expected = feed_item(slide, captions, image_url=writer.image_url, gettext=gettext)
+        assert writer(slide) == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
+        assert json.loads(writer(slide)) == expected
 
 
 def test_captions_follow_the_event_settings(client: TestClient, session: Session, app: Any) -> None:
@@ -351,3 +403,26 @@ def test_incremental_feed_updates_match_a_full_rebuild(
     session.commit()
     incremental, full = both()
     assert incremental == full and full[0]["id"] == items[2].public_id and full[0]["pinned"]
+
+
+def test_full_reread_sees_changes_made_outside_the_services(
+    client: TestClient, session: Session, app: Any
+) -> None:
+    """The periodic full re-read reuses unchanged rows' JSON but catches any changed column,
+    even one written without an audit entry, and keeps the version when nothing changed."""
+    campaign = make_campaign(session)
+    event, link = make_event(session, campaign)
+    first, second = (photo(session, app.state.storage, campaign, city=c) for c in ("A", "B"))
+    before = _feed(client, link)
+    app.state.slideshow_feed_cache.max_age = 0.0  # every request is a full re-read
+    assert _feed(client, link)["version"] == before["version"]
+    first.city = "Changed"  # straight to the database: no audit entry
+    session.add(first)
+    second.status = SubmissionStatus.removed
+    session.add(second)
+    session.commit()
+    after = _feed(client, link)
+    assert after["version"] != before["version"]
+    assert [i["caption"]["city"] for i in after["items"]] == ["Changed"]
+    app.state.slideshow_feed_cache.clear()
+    assert _feed(client, link)["items"] == after["items"]
