@@ -116,7 +116,7 @@ def test_rate_limit_counts_per_key_and_fades_with_the_window(session: Session) -
 def test_rate_limit_allows_no_double_burst_across_a_window_boundary(session: Session) -> None:
     boundary = window_start(300) + timedelta(seconds=300)
     for n in range(25):  # 25 attempts in the last ten seconds of one window …
-        hit(session, "burst", 25, 300, now=boundary - timedelta(seconds=10) + timedelta(seconds=n / 5))
+        hit(session, "burst", 25, 300, now=boundary - timedelta(seconds=10 - n / 5))
     with pytest.raises(TooManyRequests) as exc:  # … and the 26th just after the boundary
         hit(session, "burst", 25, 300, now=boundary + timedelta(seconds=1))
     assert 1 <= exc.value.retry_after <= 300

@@ -3,13 +3,19 @@ languages, and the rule that nothing is stored from a refused submission."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 from sqlmodel import Session, select
 
+from aggregator.media import ImageRejected
 from aggregator.models import AuditEntry, MediaAsset, Origin, Submission, SubmissionStatus, utcnow
+from aggregator.services import uploads as up
+from aggregator.services.uploads_stream import ReceivedFile
 from aggregator.services.users import hash_token
 from tests.factories import make_campaign
 from tests.media_samples import heic, photo, png, truncated
@@ -361,3 +367,38 @@ def test_non_multipart_and_cut_off_bodies_are_refused(client: object, session: S
     )
     assert cut.status_code == 400
     assert counts(session) == (0, 0, 0)
+
+
+def test_processing_is_gated_across_upload_threads() -> None:
+    """Uploads in their last step share PROCESSING_CONCURRENCY decoders, on threads of
+    their own (not the shared pool that page views use)."""
+    gates = up.UploadGates.create()
+    assert gates.threads.total_tokens == up.UPLOAD_THREADS
+    assert gates.threads is not anyio.to_thread.current_default_thread_limiter
+    busy = peak = 0
+    guard = threading.Lock()
+
+    def processor(_file: ReceivedFile) -> object:
+        nonlocal busy, peak
+        with guard:
+            busy += 1
+            peak = max(peak, busy)
+        time.sleep(0.02)
+        with guard:
+            busy -= 1
+        raise ImageRejected("corrupt")
+
+    def upload() -> None:
+        file = ReceivedFile("photos", "a.jpg", "image/jpeg")
+        try:
+            [problem] = up.process_files([file], processor, gates.processing)  # type: ignore[arg-type]
+        finally:
+            file.close()
+        assert isinstance(problem, up.Problem) and problem.filename == "a.jpg"
+
+    threads = [threading.Thread(target=upload) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak == up.PROCESSING_CONCURRENCY

@@ -22,8 +22,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Literal
@@ -79,6 +80,9 @@ __all__ = [
 # Decoding a 40 MP photo takes ~200 MB and a core for a second; two at a time on the 2-core
 # host (security.md (c)); uploads still stream in concurrently, only processing waits.
 PROCESSING_CONCURRENCY: Final = 2
+# Uploads in their last step (processing, storing) at once per process: two decoding and two
+# storing or waiting to decode; the rest wait on the event loop without holding a thread.
+UPLOAD_THREADS: Final = 2 * PROCESSING_CONCURRENCY
 MAX_NAME: Final = 200
 MAX_CITY: Final = 200
 MAX_MESSAGE: Final = 1000
@@ -234,19 +238,126 @@ def tune_allocator() -> bool:
     return bool(mallopt is not None and mallopt(M_MMAP_THRESHOLD, 1024 * 1024))
 
 
-async def process_files(
-    files: Sequence[ReceivedFile], processor: Processor, limiter: anyio.CapacityLimiter
+@dataclass(frozen=True)
+class UploadGates:
+    """Per-process limits on the last step of an upload (processing, then storing).
+
+    The step runs in one worker thread per upload: a hop to a thread and back waits for two
+    event loop iterations, 60-70 ms under 32 streaming uploads, so an upload makes it once
+    (processing and storing were two hops). ``threads`` bounds how many uploads are in that
+    step (their own tokens, so a burst of uploads never takes the shared pool that page
+    views run in); ``processing`` lets ``PROCESSING_CONCURRENCY`` of them decode at a time,
+    handed between threads without a trip through the event loop.
+    """
+
+    threads: anyio.CapacityLimiter
+    processing: threading.BoundedSemaphore
+
+    @classmethod
+    def create(cls) -> UploadGates:
+        """New gates (one set per application)."""
+        tune_allocator()
+        return cls(
+            anyio.CapacityLimiter(UPLOAD_THREADS),
+            threading.BoundedSemaphore(PROCESSING_CONCURRENCY),
+        )
+
+
+def process_files(
+    files: Sequence[ReceivedFile], processor: Processor, gate: threading.BoundedSemaphore
 ) -> list[ProcessedImage | Problem]:
-    """Each file through the pipeline in a worker thread; a refusal becomes a Problem."""
+    """Each file through the pipeline (in a worker thread); a refusal becomes a Problem."""
     results: list[ProcessedImage | Problem] = []
     for index, file in enumerate(files):
         try:
-            image = await anyio.to_thread.run_sync(processor, file, limiter=limiter)
+            with gate:
+                image = processor(file)
         except ImageRejected as exc:
             results.append(problem_for(exc, filename=file.filename, index=index))
         else:
             results.append(image)
     return results
+
+
+def process_and_stage(
+    *,
+    session: Session,
+    storage: Storage,
+    campaign: Campaign,
+    owner: str,
+    file: ReceivedFile,
+    processor: Processor,
+    gate: threading.BoundedSemaphore,
+) -> StagedPhoto:
+    """Process one photo and stage it for ``owner``; SubmissionRefused if it is refused."""
+    [result] = process_files([file], processor, gate)
+    if isinstance(result, Problem):
+        raise SubmissionRefused([result])
+    return stage_photo(
+        session=session, storage=storage, campaign=campaign, owner=owner, image=result
+    )
+
+
+@dataclass
+class Finished:
+    """The end of a submission: stored (``ingested``), or refused with its ``problems``.
+
+    A refused form keeps its good photos staged (``staged``) so that nobody chooses them
+    twice; nothing else is stored.
+    """
+
+    ingested: Ingested | None = None
+    problems: list[Problem] = field(default_factory=list)
+    staged: list[StagedPhoto] = field(default_factory=list)
+
+
+def process_and_store(
+    *,
+    session: Session,
+    storage: Storage,
+    settings: Settings,
+    campaign: Campaign,
+    fields: ParticipantFields,
+    problems: Sequence[Problem],
+    files: Sequence[ReceivedFile],
+    alts: Sequence[str],
+    processor: Processor,
+    gate: threading.BoundedSemaphore,
+    staged: Sequence[tuple[StagedPhoto, IncomingImage]] = (),
+    keep_for: str | None = None,
+) -> Finished:
+    """Process ``files`` (alt text ``alts[i]``) and store them with the staged photos.
+
+    All or nothing: with any problem (``problems`` found earlier, or a refused file) nothing
+    is stored. If then only the form was at fault and ``keep_for`` names an owner, the good
+    photos are staged for that owner (never for a robot that filled in the honeypot).
+    """
+    results = process_files(files, processor, gate)
+    refused = [r for r in results if isinstance(r, Problem)]
+    processed = [r for r in results if isinstance(r, ProcessedImage)]
+    if refused or problems:
+        robot = any(p.code == "honeypot" for p in problems)
+        kept = []
+        if keep_for is not None and not refused and not robot:
+            kept = [
+                stage_photo(
+                    session=session, storage=storage, campaign=campaign, owner=keep_for, image=image
+                )
+                for image in processed
+            ]
+        return Finished(problems=[*refused, *problems], staged=kept)
+    images = [image for _row, image in staged]
+    images += [IncomingImage(image, alt) for image, alt in zip(processed, alts, strict=True)]
+    ingested = store_submission(
+        session=session,
+        storage=storage,
+        settings=settings,
+        campaign=campaign,
+        fields=fields,
+        images=images,
+        staged=[row for row, _image in staged],
+    )
+    return Finished(ingested=ingested)
 
 
 # -- the submission ----------------------------------------------------------------------

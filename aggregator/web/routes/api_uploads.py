@@ -16,17 +16,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from aggregator.errors import AggregatorError, TooManyRequests
-from aggregator.media import ProcessedImage
 from aggregator.models import CONSENT_SCOPES
 from aggregator.services import uploads as up
-from aggregator.services.ingest import IncomingImage
 from aggregator.services.uploads_stream import receive_form
 from aggregator.web.auth import client_ip
 from aggregator.web.routes.participate import (
     ProcessorDep,
     app_settings,
     in_session,
-    upload_limiter,
+    in_upload_step,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["uploads"])
@@ -168,29 +166,27 @@ async def create_submission(slug: str, request: Request, processor: ProcessorDep
         )
         if not form.files:
             problems.append(up.Problem("no_photos", up.MESSAGES["no_photos"], field="photos"))
-        results = await up.process_files(form.files, processor, upload_limiter(request))
-    refused = [r for r in results if isinstance(r, up.Problem)]
-    if refused or problems:
-        return _error(request, refused + problems)
-    alts = form.getlist("alt")
-    images = [
-        IncomingImage(image, up.clean_alt(alts[i]) if i < len(alts) else "")
-        for i, image in enumerate(r for r in results if isinstance(r, ProcessedImage))
-    ]
-    result = await in_session(
-        request,
-        up.store_submission,
-        storage=request.app.state.storage,
-        settings=settings,
-        campaign=campaign,
-        fields=fields,
-        images=images,
-    )
+        alts = [up.clean_alt(alt) for alt in form.getlist("alt")]
+        finished = await in_upload_step(
+            request,
+            up.process_and_store,
+            storage=request.app.state.storage,
+            settings=settings,
+            campaign=campaign,
+            fields=fields,
+            problems=problems,
+            files=form.files,
+            alts=[alts[i] if i < len(alts) else "" for i in range(len(form.files))],
+            processor=processor,
+        )
+    result = finished.ingested
+    if result is None:
+        return _error(request, finished.problems)
     receipt_path = request.url_for("receipt", token=result.receipt_token or "").path
     body = SubmissionCreated(
         id=result.submission.public_id,
         status=result.submission.status.value,
-        photos=len(images),
+        photos=len(form.files),
         receipt_url=settings.public_base_url.rstrip("/") + receipt_path,
     )
     return JSONResponse(body.model_dump(), status_code=201, headers={"Cache-Control": "no-store"})

@@ -21,7 +21,6 @@ from aggregator.config import Settings
 from aggregator.deps import SessionDep
 from aggregator.errors import AggregatorError, Forbidden, TooManyRequests
 from aggregator.i18n import LANGUAGE_NAMES, N_
-from aggregator.media import ProcessedImage
 from aggregator.models import CONSENT_SCOPES, Campaign, StagedPhoto
 from aggregator.services import uploads as up
 from aggregator.services.campaigns import DEFAULT_CONSENT, get_campaign, localized
@@ -54,14 +53,13 @@ def app_settings(request: Request) -> Settings:
 ProcessorDep = Annotated[up.Processor, Depends(get_processor)]
 
 
-def upload_limiter(request: Request) -> anyio.CapacityLimiter:
-    """The app's cap on concurrent image processing, made on first use."""
+def upload_gates(request: Request) -> up.UploadGates:
+    """The app's limits on the last step of uploads, made on first use."""
     state = request.app.state
-    limiter = getattr(state, "upload_limiter", None)
-    if limiter is None:
-        up.tune_allocator()
-        limiter = state.upload_limiter = anyio.CapacityLimiter(up.PROCESSING_CONCURRENCY)
-    return limiter
+    gates: up.UploadGates | None = getattr(state, "upload_gates", None)
+    if gates is None:
+        gates = state.upload_gates = up.UploadGates.create()
+    return gates
 
 
 async def in_session(request: Request, fn: Callable[..., T], /, **kwargs: Any) -> T:
@@ -70,13 +68,31 @@ async def in_session(request: Request, fn: Callable[..., T], /, **kwargs: Any) -
     An upload takes seconds; holding a pooled connection (and on SQLite a read snapshot)
     across it would starve the pool under many uploads, so each database step gets its own.
     """
+    return await _in_thread_session(request, fn, None, kwargs)
+
+
+async def in_upload_step(request: Request, fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Like ``in_session``, for an upload's last step: ``fn`` also gets ``gate`` (processing)
+    and runs on the threads of ``UploadGates`` (see there)."""
+    gates = upload_gates(request)
+    kwargs["gate"] = gates.processing
+    return await _in_thread_session(request, fn, gates.threads, kwargs)
+
+
+async def _in_thread_session(
+    request: Request,
+    fn: Callable[..., T],
+    limiter: anyio.CapacityLimiter | None,
+    kwargs: dict[str, Any],
+) -> T:
     engine = request.app.state.engine
 
     def call() -> T:
+        # The session connects on its first query: processing before it holds no connection.
         with Session(engine, expire_on_commit=False) as session:
             return fn(session=session, **kwargs)
 
-    return await anyio.to_thread.run_sync(call)
+    return await anyio.to_thread.run_sync(call, limiter=limiter)
 
 
 def check_same_origin(request: Request) -> None:
@@ -198,17 +214,15 @@ async def stage_photo(slug: str, request: Request, processor: ProcessorDep) -> R
         ) as form:
             if not form.files:
                 raise up.SubmissionRefused([up.Problem("no_photos", up.MESSAGES["no_photos"])])
-            [result] = await up.process_files(form.files, processor, upload_limiter(request))
-        if isinstance(result, up.Problem):
-            raise up.SubmissionRefused([result])
-        row = await in_session(
-            request,
-            up.stage_photo,
-            storage=request.app.state.storage,
-            campaign=campaign,
-            owner=up.owner_of(request.state.csrf_token),
-            image=result,
-        )
+            row = await in_upload_step(
+                request,
+                up.process_and_stage,
+                storage=request.app.state.storage,
+                campaign=campaign,
+                owner=up.owner_of(request.state.csrf_token),
+                file=form.files[0],
+                processor=processor,
+            )
     except AggregatorError as exc:
         problem = up.with_limits(up.problem_for(exc), settings)
         status = 404 if exc.status_code == 404 else problem.status
@@ -316,51 +330,34 @@ async def _finish_submission(
                 "photos",
             )
         )
-    results = await up.process_files(form.files, processor, upload_limiter(request))
-    file_problems = [r for r in results if isinstance(r, up.Problem)]
-    processed = [r for r in results if isinstance(r, ProcessedImage)]
-    rows = [row for row, _image in staged]
-    if file_problems or problems:
-        robot = any(p.code == "honeypot" for p in problems)
-        if not file_problems and processed and not robot:
-            # Keep good photos of a form refused for a missing tick: nobody chooses them twice.
-            rows += [
-                await in_session(
-                    request,
-                    up.stage_photo,
-                    storage=storage,
-                    campaign=campaign,
-                    owner=owner,
-                    image=image,
-                )
-                for image in processed
-            ]
-        ordered = file_problems + problems
-        return campaign_page_response(
-            request,
-            campaign,
-            status=ordered[0].status,
-            problems=ordered,
-            values=_values(form),
-            staged=rows,
-        )
     shared_alt = up.clean_alt(form.get("alt"))
-    images = [
-        IncomingImage(image, up.clean_alt(form.get(f"alt:{row.token}")) or shared_alt)
-        for row, image in staged
-    ]
-    images += [IncomingImage(image, shared_alt) for image in processed]
-    result = await in_session(
+    finished = await in_upload_step(
         request,
-        up.store_submission,
+        up.process_and_store,
         storage=storage,
         settings=settings,
         campaign=campaign,
         fields=fields,
-        images=images,
-        staged=rows,
+        problems=problems,
+        files=form.files,
+        alts=[shared_alt] * len(form.files),
+        processor=processor,
+        staged=[
+            (row, IncomingImage(image, up.clean_alt(form.get(f"alt:{row.token}")) or shared_alt))
+            for row, image in staged
+        ],
+        keep_for=owner,
     )
-    target = request.url_for("receipt", token=result.receipt_token or "").path
+    if finished.ingested is None:
+        return campaign_page_response(
+            request,
+            campaign,
+            status=finished.problems[0].status,
+            problems=finished.problems,
+            values=_values(form),
+            staged=[row for row, _image in staged] + finished.staged,
+        )
+    target = request.url_for("receipt", token=finished.ingested.receipt_token or "").path
     return RedirectResponse(
         f"{target}?new=1", status_code=303, headers={"Cache-Control": "no-store"}
     )
