@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -203,6 +203,42 @@ async def _prepare(ctx: JobContext, item: CollectedItem, report: RunReport) -> I
     )
 
 
+async def _fetch_page(
+    ctx: JobContext,
+    collector: Collector,
+    spec: SourceSpec,
+    cursor: Mapping[str, Any] | None,
+    report: RunReport,
+) -> tuple[CollectResult, Prepared]:
+    """One page from the remote after ``cursor``, its images fetched and processed."""
+    result: CollectResult = await collector.collect(spec, http=ctx.api_http, cursor=cursor)
+    return result, await _prepare_all(ctx, result.items, report)
+
+
+Prepared = list[tuple[CollectedItem, Incoming | None]]
+
+
+@dataclass
+class _Ahead:
+    """The next page, fetched while the current one is stored, or why it could not be."""
+
+    page: tuple[CollectResult, Prepared] | None = None
+    error: Exception | None = None
+
+    async def fetch(
+        self,
+        ctx: JobContext,
+        collector: Collector,
+        spec: SourceSpec,
+        cursor: Mapping[str, Any] | None,
+        report: RunReport,
+    ) -> None:
+        try:
+            self.page = await _fetch_page(ctx, collector, spec, cursor, report)
+        except Exception as exc:  # raised by the run once the current page is safely stored
+            self.error = exc
+
+
 async def _prepare_all(
     ctx: JobContext, items: Sequence[CollectedItem], report: RunReport
 ) -> list[tuple[CollectedItem, Incoming | None]]:
@@ -301,19 +337,31 @@ async def run_source(ctx: JobContext, source_id: int, *, force: bool = False) ->
         report.error = "backing off"
         return report
     spec = source_spec(source, campaign)
-    cursor = source.cursor
     try:
         collector = ctx.collector(source.kind)
-        for _page in range(MAX_PAGES_PER_RUN):
-            result: CollectResult = await collector.collect(spec, http=ctx.api_http, cursor=cursor)
-            prepared = await _prepare_all(ctx, result.items, report)
-            page_cursor = dict(result.cursor) if result.cursor is not None else None
-            receipts = await run_sync(_store_page, ctx, source_id, prepared, page_cursor, report)
-            await _acknowledge(ctx, collector, spec, receipts)
-            if result.cursor is not None:
-                cursor = dict(result.cursor)
-            if not result.more:
+        cursor = source.cursor
+        page = await _fetch_page(ctx, collector, spec, cursor, report)
+        for number in range(1, MAX_PAGES_PER_RUN + 1):
+            result, prepared = page
+            last = not result.more or number == MAX_PAGES_PER_RUN
+            saved = dict(result.cursor) if result.cursor is not None else None  # None: keep
+            cursor = saved or cursor
+            # The next page is fetched and processed while this one is stored: otherwise the
+            # image workers would stand idle through every page's writes and commit.
+            ahead = _Ahead()
+            try:
+                async with anyio.create_task_group() as group:
+                    if not last:
+                        group.start_soon(ahead.fetch, ctx, collector, spec, cursor, report)
+                    receipts = await run_sync(_store_page, ctx, source_id, prepared, saved, report)
+                    await _acknowledge(ctx, collector, spec, receipts)
+            except ExceptionGroup as group_error:  # only storing can fail here (fetch keeps
+                raise group_error.exceptions[0] from None  # its error), so raise it as itself
+            if ahead.error is not None:
+                raise ahead.error
+            if ahead.page is None:
                 break
+            page = ahead.page
         await run_sync(_record, ctx.engine, source_id, None, result.retry_after)
     except CollectorError as exc:
         report.ok, report.error = False, redact_text(exc.message)

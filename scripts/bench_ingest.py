@@ -2,10 +2,10 @@
 """Benchmark: collection end to end against the media pipeline alone (the limit), and
 text-only posts through ingest and the database.
 
-Photo part: a fake Mastodon on loopback (uvicorn) serves N statuses, 40 a page, each with one
-1600×1200 JPEG. Prints posts/s for the whole path (HTTP, safe fetch, pipeline, storage,
-database) and the ratio to the pipeline's own throughput on the same images with the same
-worker count.
+Photo part: a fake Mastodon on loopback (uvicorn, in its own process like a remote
+instance) serves N statuses, 40 a page, each with one 1600×1200 JPEG. Prints posts/s for the
+whole path (HTTP, safe fetch, pipeline, storage, database) and the ratio to the pipeline's own
+throughput on the same images with the same worker count.
 
 Text part: the same number of text-only posts (or ``--text-posts``) through ``ingest_page``
 as a collector delivers them: 40 a page for one source, each page and the source's cursor in
@@ -24,16 +24,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import multiprocessing
 import os
 import random
 import secrets
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -117,19 +120,45 @@ def new_source(engine: Engine, slug: str, config: dict[str, object]) -> int:
         return int(source.id or 0)
 
 
-def photo_part(settings: Settings, engine: Engine, posts: int) -> tuple[float, float]:
-    """Seconds for collecting ``posts`` photo posts end to end, and for the pipeline alone."""
-    workers = os.cpu_count() or 1
-    images = [photo(i) for i in range(40)]  # 40 distinct photos, reused across posts
+def _serve_fake(posts: int, url_out: Any) -> None:
+    """Child process: the fake instance with ``posts`` photo statuses, until terminated."""
+    images = [photo(i) for i in range(40)]
     fake = FakeMastodon()
     for n in range(posts):
         status = fake.add_status(tags=["WeRemember"], text=f"We remember {n}")
         fake.media[f"media/{status['id']}-0.jpg"] = images[n % len(images)]
-
     with serve_app(fake.app) as base_url:
+        fake.base_url = base_url
         for status in fake.statuses.values():
             for attachment in status["media_attachments"]:
                 attachment["url"] = attachment["url"].replace("http://mastodon.test", base_url)
+        url_out.send(base_url)
+        threading.Event().wait()  # until the parent terminates this process
+
+
+@contextmanager
+def remote_instance(posts: int) -> Iterator[str]:
+    """The fake Mastodon in its own process, as a remote instance is: serving it must not
+    take this process's interpreter lock from the collector it is measured against."""
+    receive, send = multiprocessing.Pipe(duplex=False)
+    child = multiprocessing.get_context("spawn").Process(
+        target=_serve_fake, args=(posts, send), daemon=True
+    )
+    child.start()
+    try:
+        if not receive.poll(120):
+            raise SystemExit("the fake Mastodon did not start")
+        yield str(receive.recv())
+    finally:
+        child.terminate()
+        child.join(10)
+
+
+def photo_part(settings: Settings, engine: Engine, posts: int) -> tuple[float, float]:
+    """Seconds for collecting ``posts`` photo posts end to end, and for the pipeline alone."""
+    workers = os.cpu_count() or 1
+    images = [photo(i) for i in range(40)]  # the same 40 distinct photos the instance serves
+    with remote_instance(posts) as base_url:
         source_id = new_source(engine, "photos", {"url": base_url, "hashtags": ["weremember"]})
 
         async def collect_all() -> int:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
+from starlette.responses import JSONResponse
 
 from aggregator.config import Settings
 from aggregator.jobs import collect_once, make_job_context, run_source
@@ -142,6 +143,56 @@ async def test_crash_mid_run_then_rerun_converges(
     assert len({s.external_id for s in session.exec(select(Submission)).all()}) == 6
     storage = LocalStorage(settings.effective_media_dir)
     assert keys == _on_disk(storage)
+
+
+def failing_older_pages(app: Any) -> Any:
+    """``app``, except that every request for older statuses (max_id) gets a 503."""
+
+    async def wrapper(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and b"max_id" in scope.get("query_string", b""):
+            await JSONResponse({"error": "Service Unavailable"}, 503)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return wrapper
+
+
+async def test_a_page_is_kept_when_fetching_the_next_one_fails(
+    settings: Settings, engine: Engine, session: Session
+) -> None:
+    # The next page is fetched while this one is stored: its failure must not undo this one.
+    fake = _fake_with_posts(60)
+    served = {"app": failing_older_pages(fake.app)}
+
+    async def switchable(scope: Any, receive: Any, send: Any) -> None:
+        await served["app"](scope, receive, send)
+
+    with serve_app(switchable) as base_url:
+        for status in fake.statuses.values():
+            for attachment in status["media_attachments"]:
+                attachment["url"] = attachment["url"].replace("http://mastodon.test", base_url)
+        campaign = make_campaign(session)
+        source = make_source(
+            session, campaign, config={"url": base_url, "hashtags": ["weremember"]}
+        )
+        ctx = make_job_context(settings, engine)
+        failed = await run_source(ctx, source.id, force=True)
+        assert not failed.ok and "503" in (failed.error or "") and failed.new_items == 40
+        session.rollback()  # end any read snapshot: see what the job committed
+        session.expire_all()
+        assert _rows(session)[:2] == (40, 40)
+        stored = session.get(Source, source.id)
+        assert stored is not None and stored.cursor and "max_id" in stored.cursor
+
+        served["app"] = fake.app  # the server recovers: the rerun reaches back the rest
+        again = await run_source(ctx, source.id, force=True)
+        assert again.ok and again.new_items == 20
+        await ctx.api_http.aclose()
+        await ctx.media_http.aclose()
+    session.rollback()
+    session.expire_all()
+    assert _rows(session)[:2] == (60, 60)
+    assert len({s.external_id for s in session.exec(select(Submission)).all()}) == 60
 
 
 async def test_failing_source_backs_off_and_reports(
