@@ -40,12 +40,14 @@ def near_duplicates(
     phash: int, candidates: Iterable[tuple[K, int]], *, max_distance: int
 ) -> list[K]:
     """Keys whose hash is within max_distance bits of phash, closest first (ties keep order)."""
-    hits = [(hamming(phash, other), i, key) for i, (key, other) in enumerate(candidates)]
-    return [
-        key
-        for distance, _, key in sorted(hits, key=lambda t: (t[0], t[1]))
-        if distance <= max_distance
+    # Only the few hits are sorted, not the whole window (20,000 recent hashes per image).
+    hits = [
+        (distance, i, key)
+        for i, (key, other) in enumerate(candidates)
+        if (distance := ((phash ^ other) & MASK64).bit_count()) <= max_distance
     ]
+    hits.sort(key=lambda t: (t[0], t[1]))
+    return [key for _distance, _i, key in hits]
 
 
 @functools.cache
