@@ -127,7 +127,8 @@ def _serve_fake(posts: int, url_out: Any) -> None:
     for n in range(posts):
         status = fake.add_status(tags=["WeRemember"], text=f"We remember {n}")
         fake.media[f"media/{status['id']}-0.jpg"] = images[n % len(images)]
-    with serve_app(fake.app) as base_url:
+    # httptools, as a production server would parse: the instance is not what is measured.
+    with serve_app(fake.app, http="httptools") as base_url:
         fake.base_url = base_url
         for status in fake.statuses.values():
             for attachment in status["media_attachments"]:

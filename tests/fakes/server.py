@@ -26,23 +26,23 @@ class _ThreadServer(uvicorn.Server):
 def serve_app(app: Any, *, startup_timeout: float = 10.0, **options: Any) -> Iterator[str]:
     """Run ``app`` on a free loopback port for the duration of the block; yield its base URL.
 
-    ``options`` go to ``uvicorn.Config`` (e.g. ``ssl_certfile``/``ssl_keyfile`` for HTTPS).
+    ``options`` go to ``uvicorn.Config`` (e.g. ``ssl_certfile``/``ssl_keyfile`` for HTTPS,
+    ``http="httptools"`` for a benchmark's server).
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        lifespan="off",
-        loop="asyncio",
-        http="h11",
-        ws="none",
-        access_log=False,
-        timeout_graceful_shutdown=2,
-        **options,
-    )
+    settings: dict[str, Any] = {
+        "log_level": "warning",
+        "lifespan": "off",
+        "loop": "asyncio",
+        "http": "h11",
+        "ws": "none",
+        "access_log": False,
+        "timeout_graceful_shutdown": 2,
+    }
+    config = uvicorn.Config(app, **{**settings, **options})
     server = _ThreadServer(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
