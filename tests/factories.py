@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 from sqlmodel import Session
 
+from aggregator.media.storage import LocalStorage
 from aggregator.models import (
     Campaign,
     Event,
@@ -128,3 +130,17 @@ def _save(session: Session, row: Any) -> Any:
     # End the read the refresh began: an open SQLite read snapshot would block the app's writes.
     session.commit()
     return row
+
+
+class DiskFullAfter(LocalStorage):
+    """A storage whose disk fills up after ``budget`` files: the crash in the middle."""
+
+    def __init__(self, root: Path, budget: int) -> None:
+        super().__init__(root)
+        self.budget = budget
+
+    def put(self, data: bytes, *, suffix: str) -> str:
+        if self.budget <= 0:
+            raise OSError(28, "No space left on device")
+        self.budget -= 1
+        return super().put(data, suffix=suffix)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -26,7 +24,7 @@ from aggregator.models import SubmissionStatus as S
 from aggregator.services.ingest import Incoming, IncomingImage, Ingested, ingest, ingest_page
 from aggregator.services.rules import add_rule, contains_phrase
 from aggregator.services.users import hash_token
-from tests.factories import jpeg_bytes, make_campaign, make_source
+from tests.factories import DiskFullAfter, jpeg_bytes, make_campaign, make_source
 
 
 def _incoming(image_bytes: bytes, **kw: object) -> Incoming:
@@ -241,20 +239,6 @@ def test_page_overlapping_stored_items_creates_only_the_new_ones(
     texts = sorted(s.text for s in session.exec(select(Submission)).all())
     assert texts == ["one", "three", "two, edited"]
     assert _count(session, AuditEntry) == 3  # one per stored item, none for a re-seen one
-
-
-class DiskFullAfter(LocalStorage):
-    """A storage whose disk fills up after ``budget`` files."""
-
-    def __init__(self, root: Path, budget: int) -> None:
-        super().__init__(root)
-        self.budget = budget
-
-    def put(self, data: bytes, *, suffix: str) -> str:
-        if self.budget <= 0:
-            raise OSError(28, "No space left on device")
-        self.budget -= 1
-        return super().put(data, suffix=suffix)
 
 
 def test_page_that_fails_midway_leaves_nothing_and_its_rerun_stores_each_item_once(

@@ -6,7 +6,8 @@ file on disk that no row refers to.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from aggregator.jobs import collect_once, make_job_context, run_source
 from aggregator.maintenance import sweep_media
 from aggregator.media.storage import LocalStorage
 from aggregator.models import AuditEntry, MediaAsset, Source, Submission
-from tests.factories import jpeg_bytes, make_campaign, make_source
+from tests.factories import DiskFullAfter, jpeg_bytes, make_campaign, make_source
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import serve_app
 
@@ -35,10 +36,20 @@ def _fake_with_posts(count: int) -> FakeMastodon:
     return fake
 
 
-def _serve(fake: FakeMastodon) -> Any:
-    """Serve the fake and point its links and media URLs at the served address."""
-    context = serve_app(fake.app)
-    return context
+@contextmanager
+def _instance(
+    fake: FakeMastodon, session: Session, app: Any = None
+) -> Iterator[tuple[str, Source]]:
+    """Serve the fake (or ``app`` in front of it), point its media URLs at the served
+    address, and add a campaign with a source following #weremember there."""
+    with serve_app(app or fake.app) as base_url:
+        fake.base_url = base_url
+        for status in fake.statuses.values():
+            for attachment in status["media_attachments"]:
+                attachment["url"] = attachment["url"].replace("http://mastodon.test", base_url)
+        campaign = make_campaign(session)
+        config = {"url": base_url, "hashtags": ["weremember"]}
+        yield base_url, make_source(session, campaign, config=config)
 
 
 def _rows(session: Session) -> tuple[int, int, set[str]]:
@@ -56,16 +67,7 @@ async def test_collect_stores_posts_once_and_rerun_adds_nothing(
     settings: Settings, engine: Engine, session: Session
 ) -> None:
     fake = _fake_with_posts(5)
-    with _serve(fake) as base_url:
-        fake.base_url = base_url
-        for status in list(fake.statuses.values()):  # re-point media URLs at the live server
-            for attachment in status["media_attachments"]:
-                attachment["url"] = attachment["url"].replace("http://mastodon.test", base_url)
-        campaign = make_campaign(session)
-        source = make_source(
-            session, campaign, config={"url": base_url, "hashtags": ["weremember"]}
-        )
-
+    with _instance(fake, session) as (_base_url, source):
         first = await collect_once(settings, engine)
         assert [r.ok for r in first] == [True], first[0].summary()
         assert first[0].new_items == 5
@@ -87,32 +89,11 @@ async def test_collect_stores_posts_once_and_rerun_adds_nothing(
     assert audits == 5
 
 
-class DiskFullAfter(LocalStorage):
-    """A storage whose disk fills up after ``budget`` files (the crash in the middle)."""
-
-    def __init__(self, root: Path, budget: int) -> None:
-        super().__init__(root)
-        self.budget = budget
-
-    def put(self, data: bytes, *, suffix: str) -> str:
-        if self.budget <= 0:
-            raise OSError(28, "No space left on device")
-        self.budget -= 1
-        return super().put(data, suffix=suffix)
-
-
 async def test_crash_mid_run_then_rerun_converges(
     settings: Settings, engine: Engine, session: Session
 ) -> None:
     fake = _fake_with_posts(6)
-    with _serve(fake) as base_url:
-        for status in fake.statuses.values():
-            for attachment in status["media_attachments"]:
-                attachment["url"] = attachment["url"].replace("http://mastodon.test", base_url)
-        campaign = make_campaign(session)
-        source = make_source(
-            session, campaign, config={"url": base_url, "hashtags": ["weremember"]}
-        )
+    with _instance(fake, session) as (_base_url, source):
         ctx = make_job_context(settings, engine)
         # Each post writes two files (slide + thumb): the disk fills during the fourth post.
         ctx.storage = DiskFullAfter(settings.effective_media_dir, budget=7)
@@ -167,14 +148,7 @@ async def test_a_page_is_kept_when_fetching_the_next_one_fails(
     async def switchable(scope: Any, receive: Any, send: Any) -> None:
         await served["app"](scope, receive, send)
 
-    with serve_app(switchable) as base_url:
-        for status in fake.statuses.values():
-            for attachment in status["media_attachments"]:
-                attachment["url"] = attachment["url"].replace("http://mastodon.test", base_url)
-        campaign = make_campaign(session)
-        source = make_source(
-            session, campaign, config={"url": base_url, "hashtags": ["weremember"]}
-        )
+    with _instance(fake, session, switchable) as (_base_url, source):
         ctx = make_job_context(settings, engine)
         failed = await run_source(ctx, source.id, force=True)
         assert not failed.ok and "503" in (failed.error or "") and failed.new_items == 40
@@ -218,12 +192,7 @@ async def test_posts_deleted_upstream_leave_the_screen(
     from aggregator.services.moderation import transition
 
     fake = _fake_with_posts(3)
-    with _serve(fake) as base_url:
-        for status in fake.statuses.values():
-            for attachment in status["media_attachments"]:
-                attachment["url"] = attachment["url"].replace("http://mastodon.test", base_url)
-        campaign = make_campaign(session)
-        make_source(session, campaign, config={"url": base_url, "hashtags": ["weremember"]})
+    with _instance(fake, session):
         ctx = make_job_context(settings, engine)
         assert (await collect_once(settings, engine))[0].new_items == 3
         session.rollback()
