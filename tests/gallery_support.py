@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
 
-from aggregator.media import process_image
 from aggregator.media.storage import Storage
-from aggregator.models import Campaign, Origin, Submission, SubmissionStatus
-from aggregator.services.ingest import Incoming, IncomingImage, ingest
-from aggregator.services.moderation import transition
-from tests.factories import jpeg_bytes, make_submission
-
-_shade = itertools.count(1)
+from aggregator.models import Campaign, Submission, SubmissionStatus
+from tests.factories import make_submission
+from tests.slideshow_support import photo
 
 # Every key the public JSON may carry, at any depth (security.md S3: an allowlist).
 PUBLIC_ITEM_KEYS = {
@@ -80,40 +74,12 @@ def real_photo(
     storage: Storage,
     campaign: Campaign,
     *,
-    approve: bool = True,
-    consent: Sequence[str] = ("projection", "web", "archive"),
-    data: bytes | None = None,
     alt: str = "A woman holds a sign that says We Remember.",
-    posted_at: datetime | None = None,
-    **fields: Any,
+    **kw: Any,
 ) -> Submission:
-    """A participant upload through the real pipeline and ingest, approved unless told not."""
-    n = next(_shade)
-    color = (60 + (n * 37) % 160, 50 + (n * 71) % 160, 40 + (n * 13) % 160)
-    image = process_image(data or jpeg_bytes(800, 600, color=color))
-    values: dict[str, Any] = {"author_name": "Anna", "city": "Almaty", "text": "We remember."}
-    values.update(fields)
-    result = ingest(
-        session=session,
-        storage=storage,
-        campaign=campaign,
-        incoming=Incoming(
-            origin=Origin.upload,
-            images=[IncomingImage(image, alt_text=alt)],
-            consent=list(consent),
-            posted_at=posted_at,
-            **values,
-        ),
-    )
-    submission = result.submission
-    if approve and submission.status != SubmissionStatus.approved:
-        submission = transition(
-            session=session,
-            submission_id=submission.id,  # type: ignore[arg-type]
-            to=SubmissionStatus.approved,
-            actor_label="test",
-        )
-    return submission
+    """A participant upload through the real pipeline and ingest, approved unless told not,
+    with a described photo (the gallery shows alt text)."""
+    return photo(session, storage, campaign, alt=alt, **kw)
 
 
 def json_keys(value: Any) -> Iterator[str]:

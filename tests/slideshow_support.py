@@ -28,15 +28,19 @@ def photo(
     consent: Sequence[str] = ("projection", "web", "archive"),
     images: int = 1,
     size: tuple[int, int] = (800, 600),
+    data: bytes | None = None,
+    alt: str = "",
     posted_at: datetime | None = None,
     **fields: Any,
 ) -> Submission:
-    """Ingest a participant upload with ``images`` distinct JPEGs; approve it unless told not."""
+    """Ingest a participant upload through the real pipeline, approved unless told not:
+    ``images`` distinct JPEGs of ``size``, or the one photo ``data``; each with ``alt``."""
     processed = []
     for _ in range(images):
         n = next(_colors)
         color = (40 + (n * 37) % 200, 30 + (n * 71) % 200, 20 + (n * 13) % 200)
-        processed.append(IncomingImage(process_image(jpeg_bytes(*size, color=color)), alt_text=""))
+        image = process_image(data or jpeg_bytes(*size, color=color))
+        processed.append(IncomingImage(image, alt_text=alt))
     values: dict[str, Any] = {"author_name": "Anna", "city": "Almaty", "text": "We remember."}
     values.update(fields)
     result = ingest(

@@ -37,6 +37,14 @@ MEDIA_HEADERS: Final[dict[str, str]] = {
 }
 
 
+def suffix_for(content_type: str) -> str:
+    """The file suffix ``put`` takes for a derivative's content type (ValueError if none)."""
+    for suffix, known in CONTENT_TYPES.items():
+        if known == content_type:
+            return suffix
+    raise ValueError(f"unsupported media type {content_type!r}")
+
+
 def _normalize_suffix(suffix: str) -> str:
     suffix = suffix.lower()
     if not suffix.startswith("."):

@@ -25,7 +25,7 @@ from sqlmodel import Session, SQLModel, col, select
 from aggregator.config import Settings
 from aggregator.media import MediaLimits, ProcessedImage
 from aggregator.media.dedup import near_duplicates
-from aggregator.media.storage import Storage
+from aggregator.media.storage import Storage, suffix_for
 from aggregator.models import (
     AuditEntry,
     Campaign,
@@ -391,7 +391,7 @@ def _store_image(
 ) -> MediaAsset:
     image = item.image
     keys = {
-        style: storage.put(derivative.data, suffix=_suffix(derivative.content_type))
+        style: storage.put(derivative.data, suffix=suffix_for(derivative.content_type))
         for style, derivative in image.derivatives.items()
     }
     return MediaAsset(
@@ -406,12 +406,6 @@ def _store_image(
         alt_text=item.alt_text[:1500],
         keys=keys,
         slide_bytes=len(image.derivatives["slide"].data),
-    )
-
-
-def _suffix(content_type: str) -> str:
-    return {"image/jpeg": ".jpg", "image/webp": ".webp", "image/png": ".png"}.get(
-        content_type, ".bin"
     )
 
 

@@ -35,7 +35,7 @@ from sqlmodel import Session, col
 
 from aggregator.config import Settings
 from aggregator.media import ImageRejected, ProcessedImage, process_image
-from aggregator.media.storage import Storage
+from aggregator.media.storage import Storage, suffix_for
 from aggregator.models import CONSENT_SCOPES, Campaign, Origin, StagedPhoto, utcnow
 from aggregator.services import ratelimit
 from aggregator.services.campaigns import get_campaign
@@ -51,7 +51,6 @@ from aggregator.services.uploads_problems import (
 )
 from aggregator.services.uploads_staging import (
     STAGE_TTL,
-    SUFFIXES,
     counter_session,
     delete_files,
     load_staged,
@@ -419,7 +418,7 @@ def _prestore(
             if row is not None and style in row.derivatives:
                 prestored[derivative.data] = row.derivatives[style]["key"]
                 continue
-            key = storage.put(derivative.data, suffix=SUFFIXES.get(derivative.content_type, ".jpg"))
+            key = storage.put(derivative.data, suffix=suffix_for(derivative.content_type))
             prestored[derivative.data] = key
             written.append(key)
     return prestored, written

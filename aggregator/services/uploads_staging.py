@@ -21,13 +21,12 @@ from sqlmodel import Session, col, select
 
 from aggregator.errors import AggregatorError
 from aggregator.media import Derivative, ProcessedImage
-from aggregator.media.storage import Storage
+from aggregator.media.storage import Storage, suffix_for
 from aggregator.models import Campaign, StagedPhoto, utcnow
 from aggregator.services.uploads_problems import MESSAGES, Problem
 from aggregator.services.users import hash_token
 
 STAGE_TTL: Final = timedelta(hours=1)
-SUFFIXES: Final = {"image/jpeg": ".jpg", "image/webp": ".webp", "image/png": ".png"}
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _GUARD = threading.Lock()
 
@@ -101,7 +100,7 @@ def stage_photo(
     sweep_staged(session=session, storage=storage, now=now, limit=50)
     derivatives = {
         style: {
-            "key": storage.put(d.data, suffix=SUFFIXES.get(d.content_type, ".jpg")),
+            "key": storage.put(d.data, suffix=suffix_for(d.content_type)),
             "width": d.width,
             "height": d.height,
             "content_type": d.content_type,
