@@ -176,14 +176,9 @@ async def optional_user(request: Request, session: SessionDep) -> User | None:
     Anonymous requests (no session cookie: every participant and public page) are answered on
     the event loop; only a request with a cookie pays a worker thread for the lookup.
     """
-    if hasattr(request.state, "user_loaded"):
-        known: User | None = request.state.user
-        return known
-    if not request.cookies.get(SESSION_COOKIE):
-        request.state.user_loaded = True
-        request.state.user = None
-        return None
-    return await run_in_threadpool(load_user, request, session)
+    if request.cookies.get(SESSION_COOKIE) and not hasattr(request.state, "user_loaded"):
+        return await run_in_threadpool(load_user, request, session)
+    return load_user(request, session)  # already known, or no cookie: no database work
 
 
 async def current_user(request: Request, session: SessionDep) -> User:
