@@ -12,10 +12,12 @@ from fastapi import Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
 from aggregator import __version__
+from aggregator.commit_stamp import CommitStamp
 from aggregator.config import Settings
 from aggregator.db import make_engine
 from aggregator.media.storage import LocalStorage
 from aggregator.web.auth import optional_user
+from aggregator.web.body_cache import BodyCache
 from aggregator.web.errors import install_error_handlers
 from aggregator.web.middleware import RequestContextMiddleware
 from aggregator.web.routes import ALL_ROUTERS
@@ -57,6 +59,7 @@ def create_app(settings: Settings, *, start_scheduler: bool | None = None) -> Fa
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             await app.state.http.aclose()
+            app.state.public_bodies.stamp.close()
             app.state.engine.dispose()
 
     app = FastAPI(
@@ -72,6 +75,7 @@ def create_app(settings: Settings, *, start_scheduler: bool | None = None) -> Fa
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.effective_database_url)
+    app.state.public_bodies = BodyCache(CommitStamp(app.state.engine))
     app.state.storage = LocalStorage(settings.effective_media_dir)
     app.state.templates = make_templates()
     app.state.secret_key = settings.effective_secret_key()

@@ -8,13 +8,11 @@ nothing that is not already on the public gallery. Lists answer with an ETag and
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 from starlette.requests import Request
@@ -32,7 +30,7 @@ from aggregator.services.gallery import (
     public_items,
 )
 from aggregator.services.gallery_feed import atom_feed
-from aggregator.web.body_cache import body_cache
+from aggregator.web.body_cache import Body, public_body
 
 router = APIRouter()
 
@@ -158,21 +156,9 @@ ERRORS: Final[dict[int | str, dict[str, Any]]] = {
 # -- helpers --------------------------------------------------------------------------------
 
 
-async def public_session(request: Request) -> AsyncIterator[Session]:
-    """The database session of the public read routes.
-
-    Made on the event loop (creating a Session does no I/O) and closed by the route itself in
-    its worker thread (``with session:``), so a request costs one thread hop instead of three;
-    the close below is then a no-op. These pages are what every visitor and partner site hits.
-    """
-    session = Session(request.app.state.engine, expire_on_commit=False)
-    try:
-        yield session
-    finally:
-        session.close()
-
-
-PublicSession = Annotated[Session, Depends(public_session)]
+def read_session(request: Request) -> Session:
+    """A database session for one public read (use as ``with read_session(request) as s``)."""
+    return Session(request.app.state.engine, expire_on_commit=False)
 
 
 def public_links(request: Request, *, absolute: bool = True) -> Links:
@@ -189,13 +175,12 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-def cached_response(request: Request, body: bytes, media_type: str) -> Response:
-    """``body`` with a strong ETag, CORS for any origin, and 304 when the client has it."""
-    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-    headers = {**CORS_HEADERS, "ETag": etag, "Cache-Control": "no-cache"}
-    if _etag_matches(request.headers.get("if-none-match"), etag):
+def cached_response(request: Request, body: Body, media_type: str) -> Response:
+    """``body`` with its strong ETag, CORS for any origin, and 304 when the client has it."""
+    headers = {**CORS_HEADERS, "ETag": body.etag, "Cache-Control": "no-cache"}
+    if _etag_matches(request.headers.get("if-none-match"), body.etag):
         return Response(status_code=304, headers=headers)
-    return Response(body, media_type=media_type, headers=headers)
+    return Response(body.content, media_type=media_type, headers=headers)
 
 
 def item_out(item: PublicItem, slug: str, links: Links) -> Item:
@@ -265,13 +250,18 @@ def campaign_out(campaign: Campaign, links: Links) -> CampaignOut:
     tags=["public"],
     summary="List campaigns",
 )
-def list_campaigns(request: Request, session: PublicSession) -> Response:
+async def list_campaigns(request: Request) -> Response:
     """Every campaign with links to its gallery, items, feed and embed page."""
-    with session:
-        campaigns = public_campaigns(session=session)
-    links = public_links(request)
-    body = CampaignList(campaigns=[campaign_out(c, links) for c in campaigns])
-    return cached_response(request, body.model_dump_json().encode(), "application/json")
+
+    def make() -> bytes:
+        with read_session(request) as session:
+            campaigns = public_campaigns(session=session)
+        links = public_links(request)
+        body = CampaignList(campaigns=[campaign_out(c, links) for c in campaigns])
+        return body.model_dump_json().encode()
+
+    body = await public_body(request, ("api-campaigns",), make)
+    return cached_response(request, body, "application/json")
 
 
 @router.get(
@@ -282,9 +272,8 @@ def list_campaigns(request: Request, session: PublicSession) -> Response:
     tags=["public"],
     summary="List a campaign's public photos",
 )
-def list_items(
+async def list_items(
     request: Request,
-    session: PublicSession,
     slug: str,
     before: Annotated[
         str | None, Query(max_length=64, description="Cursor from a previous page's next_cursor.")
@@ -296,14 +285,14 @@ def list_items(
     ] = None,
 ) -> Response:
     """Approved photos whose authors agreed to web publication, newest first."""
-    with session:
-        campaign = get_campaign(session=session, slug=slug)
-        filters = parse_filters(city, language)
-        page = public_items(
-            session=session, campaign=campaign, filters=filters, before=before, limit=limit
-        )
 
     def make() -> bytes:
+        with read_session(request) as session:
+            campaign = get_campaign(session=session, slug=slug)
+            filters = parse_filters(city, language)
+            page = public_items(
+                session=session, campaign=campaign, filters=filters, before=before, limit=limit
+            )
         links = public_links(request)
         next_url = None
         if page.next_cursor:
@@ -316,8 +305,8 @@ def list_items(
         )
         return body.model_dump_json().encode()
 
-    key = ("api-items", slug, filters, limit, tuple(page.items), page.next_cursor)
-    return cached_response(request, body_cache(request).get_or_make(key, make), "application/json")
+    body = await public_body(request, ("api-items", slug, before, limit, city, language), make)
+    return cached_response(request, body, "application/json")
 
 
 @router.get(
@@ -332,13 +321,13 @@ def list_items(
         422: {"content": {"text/html": {}}, "description": "Not a valid campaign name."},
     },
 )
-def feed(request: Request, session: PublicSession, slug: str) -> Response:
+async def feed(request: Request, slug: str) -> Response:
     """The newest public photos as Atom entries with Media RSS image elements."""
-    with session:
-        campaign = get_campaign(session=session, slug=slug)
-        page = public_items(session=session, campaign=campaign, limit=FEED_SIZE)
 
     def make() -> bytes:
+        with read_session(request) as session:
+            campaign = get_campaign(session=session, slug=slug)
+            page = public_items(session=session, campaign=campaign, limit=FEED_SIZE)
         return atom_feed(
             campaign,
             page.items,
@@ -347,9 +336,7 @@ def feed(request: Request, session: PublicSession, slug: str) -> Response:
             updated=page.items[0].posted_at if page.items else campaign.created_at,
         )
 
-    texts = (campaign.name, campaign.description, campaign.sign_text, campaign.created_at)
-    key = ("feed", slug, texts, tuple(page.items))
-    body = body_cache(request).get_or_make(key, make)
+    body = await public_body(request, ("feed", slug), make)
     return cached_response(request, body, "application/atom+xml; charset=utf-8")
 
 

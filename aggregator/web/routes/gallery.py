@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from aggregator import i18n
-from aggregator.models import Campaign
 from aggregator.services.campaigns import get_campaign, localized
 from aggregator.services.gallery import (
     EMBED_SIZE,
@@ -27,8 +26,8 @@ from aggregator.services.gallery import (
     public_item,
     public_items,
 )
-from aggregator.web.body_cache import body_cache, cacheable
-from aggregator.web.routes.api_read import PublicSession, public_links
+from aggregator.web.body_cache import public_body
+from aggregator.web.routes.api_read import public_links, read_session
 from aggregator.web.templating import render
 
 router = APIRouter()
@@ -79,47 +78,40 @@ def _query(**params: str | None) -> str:
     return f"?{urlencode(clean)}" if clean else ""
 
 
-def _texts(campaign: Campaign, lang: str) -> tuple[Hashable, ...]:
-    text = localized(campaign, lang)
-    return (campaign.id, campaign.slug, campaign.name, text.name, text.description, text.sign_text)
-
-
-def _page(
+async def _page(
     request: Request,
     name: str,
     key: tuple[Hashable, ...],
     context: Callable[[], dict[str, Any]],
     headers: Mapping[str, str],
 ) -> Response:
-    """Render ``name``, reusing the body rendered from the very same inputs (``key``)."""
-    if not cacheable(request):
-        return render(request, name, context(), headers=headers)
+    """Render ``name`` with ``context()`` (which queries), or reuse the body rendered for the
+    very same request (``key``: the route's parameters) since the last commit."""
     full_key = (name, str(request.base_url), request.state.lang, *key)
-    body = body_cache(request).get_or_make(
-        full_key, lambda: bytes(render(request, name, context()).body)
+    body = await public_body(
+        request, full_key, lambda: bytes(render(request, name, context()).body)
     )
-    return HTMLResponse(body, headers=dict(headers))
+    return HTMLResponse(body.content, headers=dict(headers))
 
 
 @router.get("/c/{slug}/gallery", name="gallery", include_in_schema=False)
-def gallery(
+async def gallery(
     request: Request,
-    session: PublicSession,
     slug: str,
     before: Annotated[str | None, Query(max_length=64)] = None,
     city: Annotated[str | None, Query(max_length=200)] = None,
     language: Annotated[str | None, Query(max_length=3)] = None,
 ) -> Response:
     """One page of the grid, newest first, with an "older photos" link."""
-    with session:
-        campaign = get_campaign(session=session, slug=slug)
-        filters = parse_filters(city, language)
-        page = public_items(
-            session=session, campaign=campaign, filters=filters, before=before, limit=PAGE_SIZE
-        )
     lang = request.state.lang
 
     def context() -> dict[str, Any]:
+        with read_session(request) as session:
+            campaign = get_campaign(session=session, slug=slug)
+            filters = parse_filters(city, language)
+            page = public_items(
+                session=session, campaign=campaign, filters=filters, before=before, limit=PAGE_SIZE
+            )
         older = _query(before=page.next_cursor, **filters.query()) if page.next_cursor else None
         return {
             "campaign": campaign,
@@ -133,19 +125,20 @@ def gallery(
             "filter_languages": list(i18n.LANGUAGE_NAMES.items()),
         }
 
-    key = (_texts(campaign, lang), filters, before, tuple(page.items), page.next_cursor)
-    return _page(request, "gallery/gallery.html", key, context, PAGE_HEADERS)
+    key = (slug, before, city, language)
+    return await _page(request, "gallery/gallery.html", key, context, PAGE_HEADERS)
 
 
 @router.get("/c/{slug}/p/{public_id}", name="gallery_photo", include_in_schema=False)
-def photo(request: Request, session: PublicSession, slug: str, public_id: str) -> Response:
+async def photo(request: Request, slug: str, public_id: str) -> Response:
     """One photo: the large image, caption, author as given, city, date and alt text."""
-    with session:
-        campaign = get_campaign(session=session, slug=slug)
-        item = public_item(session=session, campaign=campaign, public_id=public_id[:64])
     lang = request.state.lang
+    public_id = public_id[:64]
 
     def context() -> dict[str, Any]:
+        with read_session(request) as session:
+            campaign = get_campaign(session=session, slug=slug)
+            item = public_item(session=session, campaign=campaign, public_id=public_id)
         return {
             "campaign": campaign,
             "text": localized(campaign, lang),
@@ -156,20 +149,18 @@ def photo(request: Request, session: PublicSession, slug: str, public_id: str) -
             "source_label": SOURCE_LABELS.get(item.source_kind, ""),
         }
 
-    return _page(
-        request, "gallery/photo.html", (_texts(campaign, lang), item), context, PAGE_HEADERS
-    )
+    return await _page(request, "gallery/photo.html", (slug, public_id), context, PAGE_HEADERS)
 
 
 @router.get("/c/{slug}/embed", name="gallery_embed", include_in_schema=False)
-def embed(request: Request, session: PublicSession, slug: str) -> Response:
+async def embed(request: Request, slug: str) -> Response:
     """A strip of the newest photos for an iframe on a partner site."""
-    with session:
-        campaign = get_campaign(session=session, slug=slug)
-        page = public_items(session=session, campaign=campaign, limit=EMBED_SIZE)
     lang = request.state.lang
 
     def context() -> dict[str, Any]:
+        with read_session(request) as session:
+            campaign = get_campaign(session=session, slug=slug)
+            page = public_items(session=session, campaign=campaign, limit=EMBED_SIZE)
         return {
             "campaign": campaign,
             "text": localized(campaign, lang),
@@ -177,5 +168,4 @@ def embed(request: Request, session: PublicSession, slug: str) -> Response:
             "paths": public_links(request, absolute=False),
         }
 
-    key = (_texts(campaign, lang), tuple(page.items))
-    return _page(request, "gallery/embed.html", key, context, EMBED_HEADERS)
+    return await _page(request, "gallery/embed.html", (slug,), context, EMBED_HEADERS)
