@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aggregator.config import Settings
-from aggregator.deps import SessionDep
 from aggregator.errors import Forbidden, LoginRequired
 from aggregator.models import Event, EventHost, LoginSession, Role, User, utcnow
 from aggregator.services.ratelimit import ip_bucket
@@ -170,48 +169,55 @@ def _login_required(request: Request) -> LoginRequired:
     )
 
 
-async def optional_user(request: Request, session: SessionDep) -> User | None:
+async def optional_user(request: Request) -> User | None:
     """Dependency: the logged-in user or None (never refuses).
 
-    Anonymous requests (no session cookie: every participant and public page) are answered on
-    the event loop; only a request with a cookie pays a worker thread for the lookup.
+    Every route runs it, so it takes no database session of its own: anonymous requests (no
+    session cookie: every participant and public page) are answered on the event loop with no
+    database work, and only a request with a cookie pays a worker thread and a short session
+    for the lookup. The answer is kept on the request for the staff guards below.
     """
-    if request.cookies.get(SESSION_COOKIE) and not hasattr(request.state, "user_loaded"):
-        return await run_in_threadpool(load_user, request, session)
-    return load_user(request, session)  # already known, or no cookie: no database work
+    if not hasattr(request.state, "user_loaded"):
+        if request.cookies.get(SESSION_COOKIE):
+            return await run_in_threadpool(_load_user_in_own_session, request)
+        request.state.user_loaded = True
+        request.state.user = None
+    user: User | None = request.state.user
+    return user
 
 
-async def current_user(request: Request, session: SessionDep) -> User:
-    """Dependency: any logged-in user; pages redirect to /login, the API answers 401.
+def _load_user_in_own_session(request: Request) -> User | None:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        return load_user(request, session)
 
-    Async like ``optional_user`` (which every route runs first and whose answer is kept on
-    the request), so guarding a page costs no extra thread hop.
-    """
-    user = await optional_user(request, session)
+
+async def current_user(request: Request) -> User:
+    """Dependency: any logged-in user; pages redirect to /login, the API answers 401."""
+    user = await optional_user(request)
     if user is None:
         raise _login_required(request)
     return user
 
 
-async def _moderator(request: Request, session: SessionDep) -> User:
+async def _moderator(request: Request) -> User:
     """Dependency: an admin or moderator."""
-    user = await current_user(request, session)
+    user = await current_user(request)
     if Role(user.role) not in STAFF_ROLES:
         raise Forbidden("Your account may not open this page.")
     return user
 
 
-async def _admin(request: Request, session: SessionDep) -> User:
+async def _admin(request: Request) -> User:
     """Dependency: an admin."""
-    user = await current_user(request, session)
+    user = await current_user(request)
     if Role(user.role) != Role.admin:
         raise Forbidden("Only administrators may open this page.")
     return user
 
 
-async def _host(request: Request, session: SessionDep) -> User:
+async def _host(request: Request) -> User:
     """Dependency: an admin, moderator or host."""
-    user = await current_user(request, session)
+    user = await current_user(request)
     if Role(user.role) not in HOST_ROLES:
         raise Forbidden("Your account may not open this page.")
     return user
