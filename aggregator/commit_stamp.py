@@ -1,26 +1,33 @@
 """A stamp of the database that changes whenever anything commits, from any connection or
 process, so that a page read under one stamp can be served again until the stamp moves.
 
-- SQLite: ``PRAGMA data_version`` on a connection of our own that never writes. SQLite
-  changes it whenever *another* connection commits to the file (a checkpoint moves it too,
-  which only costs a re-read). It takes microseconds, no lock and no transaction.
+- SQLite: ``PRAGMA data_version``. SQLite changes it whenever *another* connection commits to
+  the file (a checkpoint moves it too, which only costs a re-read); our watcher connection
+  never writes, so every commit counts. It takes microseconds, no lock and no transaction.
 - PostgreSQL: ``pg_current_snapshot()``, which moves when any transaction that wrote
   commits. Unlike ``max(id)`` of a table it also catches a transaction that took its id
-  before another one but committed after it.
+  before another one but committed after it. One round trip. It is the whole server's: a
+  commit to another database on it moves the stamp too, which costs a re-read, never a
+  stale page.
 - Anything else, such as an in-memory SQLite database that another connection cannot see:
   no stamp (None), meaning "do not reuse".
+
+The watcher is one connection of its own, outside the pool, in autocommit (it never holds a
+transaction open), reopened once if the server dropped it.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Hashable
-from pathlib import Path
+from typing import Any, Final
 
 from sqlalchemy import Engine
 
-_SNAPSHOT_SQL = "SELECT pg_current_snapshot()::text"
+_QUERIES: Final = {
+    "sqlite": "PRAGMA data_version",
+    "postgresql": "SELECT pg_current_snapshot()::text",
+}
 
 
 class CommitStamp:
@@ -29,41 +36,58 @@ class CommitStamp:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock = threading.Lock()
-        self._watcher: sqlite3.Connection | None = None
-        database = engine.url.database or ""
+        self._watcher: Any = None  # a DB-API connection
+        # SQLite counts per connection: a reopened watcher's numbers start over, so they are
+        # told apart from the old one's by this generation.
+        self._generation = 0
         dialect = engine.dialect.name
-        in_file = dialect == "sqlite" and _is_file(database)
-        self._sqlite_path = str(Path(database).resolve()) if in_file else None
-        self._postgres = dialect == "postgresql"
+        database = engine.url.database or ""
+        in_memory = dialect == "sqlite" and (
+            database in ("", ":memory:")
+            or database.startswith("file::memory:")
+            or engine.url.query.get("mode") == "memory"
+        )
+        self._query = None if in_memory else _QUERIES.get(dialect)
         # Whether ``read`` does no I/O wait worth a worker thread (SQLite's is a memory read).
-        self.instant = not self._postgres
+        self.instant = dialect == "sqlite"
 
     def read(self) -> Hashable | None:
         """The current stamp; equal stamps mean nothing was committed in between. Read it
         *before* the queries whose result it will label: the result is then at least as new.
         """
-        if self._sqlite_path is not None:
-            with self._lock:
-                if self._watcher is None:
-                    # Autocommit and never written through, so that every commit to the
-                    # file counts as "another connection's".
-                    self._watcher = sqlite3.connect(
-                        self._sqlite_path, isolation_level=None, check_same_thread=False
-                    )
-                row = self._watcher.execute("PRAGMA data_version").fetchone()
-            return ("sqlite", row[0])
-        if self._postgres:
-            with self._engine.connect() as conn:
-                return ("postgresql", conn.exec_driver_sql(_SNAPSHOT_SQL).scalar_one())
-        return None
+        if self._query is None:
+            return None
+        with self._lock:
+            try:
+                return self._read()
+            except self._engine.dialect.loaded_dbapi.Error:
+                self._close()  # e.g. the server restarted: one fresh connection, then give up
+                return self._read()
+
+    def _read(self) -> Hashable:
+        if self._watcher is None:
+            record = self._engine.raw_connection()
+            record.detach()  # its own, for the life of this object: not the pool's
+            if self._engine.dialect.name == "postgresql":
+                record.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+            self._watcher = record
+            self._generation += 1
+        cursor = self._watcher.cursor()
+        try:
+            cursor.execute(self._query)
+            return (self._generation, cursor.fetchone()[0])
+        finally:
+            cursor.close()
 
     def close(self) -> None:
-        """Close the SQLite watcher connection (a later ``read`` opens it again)."""
+        """Close the watcher connection (a later ``read`` opens another)."""
         with self._lock:
-            if self._watcher is not None:
-                self._watcher.close()
-                self._watcher = None
+            self._close()
 
-
-def _is_file(database: str) -> bool:
-    return bool(database) and database != ":memory:" and not database.startswith("file::memory")
+    def _close(self) -> None:
+        if self._watcher is not None:
+            watcher, self._watcher = self._watcher, None
+            try:
+                watcher.close()
+            except self._engine.dialect.loaded_dbapi.Error:
+                pass  # already broken: nothing to release
