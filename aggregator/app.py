@@ -58,8 +58,8 @@ def create_app(settings: Settings, *, start_scheduler: bool | None = None) -> Fa
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            app.state.public_bodies.stamp.close()  # before any await a cancel could cut
             await app.state.http.aclose()
-            app.state.public_bodies.stamp.close()
             app.state.engine.dispose()
 
     app = FastAPI(

@@ -19,6 +19,7 @@ transaction open), reopened once if the server dropped it.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Hashable
 from typing import Any, Final
 
@@ -40,6 +41,8 @@ class CommitStamp:
         # SQLite counts per connection: a reopened watcher's numbers start over, so they are
         # told apart from the old one's by this generation.
         self._generation = 0
+        self._closer: weakref.finalize[Any, Any] | None = None
+        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         dialect = engine.dialect.name
         database = engine.url.database or ""
         in_memory = dialect == "sqlite" and (
@@ -60,7 +63,7 @@ class CommitStamp:
         with self._lock:
             try:
                 return self._read()
-            except self._engine.dialect.loaded_dbapi.Error:
+            except self._dbapi_error:
                 self._close()  # e.g. the server restarted: one fresh connection, then give up
                 return self._read()
 
@@ -72,6 +75,9 @@ class CommitStamp:
                 record.dbapi_connection.autocommit = True  # type: ignore[union-attr]
             self._watcher = record
             self._generation += 1
+            # Closed with this object even when no one calls close() (an app whose shutdown
+            # was cut short), so the server is not left holding the connection.
+            self._closer = weakref.finalize(self, _close_quietly, record, self._dbapi_error)
         cursor = self._watcher.cursor()
         try:
             cursor.execute(self._query)
@@ -85,9 +91,13 @@ class CommitStamp:
             self._close()
 
     def _close(self) -> None:
-        if self._watcher is not None:
-            watcher, self._watcher = self._watcher, None
-            try:
-                watcher.close()
-            except self._engine.dialect.loaded_dbapi.Error:
-                pass  # already broken: nothing to release
+        if self._closer is not None:
+            self._closer()  # runs once, however often it is called
+        self._watcher = None
+
+
+def _close_quietly(connection: Any, error: type[Exception]) -> None:
+    try:
+        connection.close()
+    except error:
+        pass  # already broken: nothing to release

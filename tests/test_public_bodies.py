@@ -4,8 +4,10 @@ commit, shows on the very next request."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, text
 from sqlmodel import Session
@@ -152,3 +154,13 @@ def test_stamp_survives_a_dropped_connection(engine: Engine, session: Session) -
         assert stamp.read() != reopened
     finally:
         stamp.close()
+
+
+def test_watcher_is_closed_with_its_stamp_even_without_close(engine: Engine) -> None:
+    stamp = CommitStamp(engine)
+    assert stamp.read() is not None
+    connection = stamp._watcher.dbapi_connection
+    del stamp
+    gc.collect()
+    with pytest.raises(engine.dialect.loaded_dbapi.Error):
+        connection.cursor().execute("SELECT 1")
