@@ -51,7 +51,7 @@ class BodyCache:
 
     def kept(self, key: Hashable) -> Body | None:
         """The body kept for ``key`` if nothing was committed since it was made."""
-        stamp = self.stamp.read() if self.size else None
+        stamp = self.stamp.read()
         if stamp is None:
             return None
         with self._lock:
@@ -60,7 +60,7 @@ class BodyCache:
     def get_or_make(self, key: Hashable, make: Callable[[], bytes]) -> Body:
         """The body for ``key`` as of now: kept if nothing was committed since it was made,
         else ``make()`` (which queries the database; call this from a worker thread)."""
-        stamp = self.stamp.read() if self.size else None
+        stamp = self.stamp.read()
         if stamp is None:
             return make_body(make())
         full_key = (stamp, key)
