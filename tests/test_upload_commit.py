@@ -6,8 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -112,15 +111,16 @@ def test_a_submission_that_fails_in_a_group_fails_alone(
 
 
 def test_an_interrupted_group_leaves_nobody_waiting(
-    settings: Settings, engine: Engine, session: Session, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, engine: Engine, session: Session
 ) -> None:
     storage = LocalStorage(settings.effective_media_dir)
     campaign = make_campaign(session)
 
-    def interrupted(**_kwargs: object) -> None:
-        raise KeyboardInterrupt
+    def interrupt(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO SUBMISSION"):
+            raise KeyboardInterrupt  # as Ctrl-C arriving while the group writes its rows
 
-    monkeypatch.setattr("aggregator.services.uploads_commit.ingest_page", interrupted)
+    event.listen(engine, "before_cursor_execute", interrupt)
     outcomes: list[BaseException] = []
 
     def run() -> None:
@@ -135,6 +135,7 @@ def test_an_interrupted_group_leaves_nobody_waiting(
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
+    event.remove(engine, "before_cursor_execute", interrupt)
     assert not any(thread.is_alive() for thread in threads)
     assert len(outcomes) == 3 and all(isinstance(o, KeyboardInterrupt) for o in outcomes)
     assert counts(session) == (0, 0, 0)
