@@ -258,10 +258,10 @@ def main() -> int:
         failed = False
         floor = asyncio.run(measure(app, "/healthz", [], args.runs))[0]
         print(
-            f"{'':31} {'p50 ms':>7} {'p95 ms':>7} {'SQL p95':>8} {'ratio':>6} "
+            f"{'':36} {'p50 ms':>7} {'p95 ms':>7} {'SQL p95':>8} {'ratio':>6} "
             f"{'SA p95':>7} {'ratio':>6}"
         )
-        print(f"{'(/healthz floor)':31} {statistics.median(floor):7.2f} {p95(floor):7.2f}")
+        print(f"{'(/healthz floor)':36} {statistics.median(floor):7.2f} {p95(floor):7.2f}")
         for label, path, limit, before in cases:
             raws = [
                 raw_page(engine, campaign_id, limit, before),
@@ -273,7 +273,7 @@ def main() -> int:
             ok = p95(served) <= 30 and ratio <= 3
             failed |= not ok
             print(
-                f"{label:31} {statistics.median(served):7.2f} {p95(served):7.2f} "
+                f"{label:36} {statistics.median(served):7.2f} {p95(served):7.2f} "
                 f"{p95(raw):8.2f} {ratio:5.1f}× {p95(via_sa):7.2f} {sa_ratio:5.1f}× "
                 f"{'ok' if ok else 'MISSED'}"
             )
