@@ -25,6 +25,12 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+def engine_of(session: Session) -> Engine:
+    """The engine a session is bound to."""
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the connection settings this project relies on."""
     if is_sqlite(url):

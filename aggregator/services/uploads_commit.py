@@ -38,6 +38,7 @@ from typing import BinaryIO
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col
 
+from aggregator.db import engine_of
 from aggregator.media.storage import Storage
 from aggregator.models import Campaign, StagedPhoto
 from aggregator.services.ingest import Incoming, Ingested, ingest_page
@@ -234,8 +235,7 @@ _COMMITTERS_GUARD = threading.Lock()
 
 def committer_for(session: Session) -> GroupCommitter:
     """The group committer of the session's engine (one per engine and process)."""
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
+    engine = engine_of(session)
     with _COMMITTERS_GUARD:
         committer = _COMMITTERS.get(engine)
         if committer is None:

@@ -19,6 +19,7 @@ from typing import Final
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
+from aggregator.db import engine_of
 from aggregator.errors import AggregatorError
 from aggregator.media import Derivative, ProcessedImage
 from aggregator.media.storage import Storage, suffix_for
@@ -39,8 +40,7 @@ def write_lock(session: Session) -> Iterator[None]:
     up to 100 ms per try, which under 32 concurrent uploads cost seconds. Queuing on a lock
     wakes the next writer the moment the last one commits. PostgreSQL needs nothing.
     """
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
+    engine = engine_of(session)
     if engine.dialect.name != "sqlite":
         yield
         return
@@ -59,8 +59,7 @@ def counter_session(session: Session) -> Iterator[Session]:
     SQLite's single write lock. The connection is restored to FULL before it returns to the
     pool, or discarded if that fails. Elsewhere the given session is used as it is.
     """
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
+    engine = engine_of(session)
     if engine.dialect.name != "sqlite":
         yield session
         return

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aggregator.config import Settings
+from aggregator.deps import request_session
 from aggregator.errors import Forbidden, LoginRequired
 from aggregator.models import Event, EventHost, LoginSession, Role, User, utcnow
 from aggregator.services.ratelimit import ip_bucket
@@ -187,7 +188,7 @@ async def optional_user(request: Request) -> User | None:
 
 
 def _load_user_in_own_session(request: Request) -> User | None:
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    with request_session(request) as session:
         return load_user(request, session)
 
 

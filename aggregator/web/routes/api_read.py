@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aggregator.deps import request_session
 from aggregator.models import Campaign
 from aggregator.services.campaigns import get_campaign, localized
 from aggregator.services.gallery import (
@@ -156,11 +156,6 @@ ERRORS: Final[dict[int | str, dict[str, Any]]] = {
 # -- helpers --------------------------------------------------------------------------------
 
 
-def read_session(request: Request) -> Session:
-    """A database session for one public read (use as ``with read_session(request) as s``)."""
-    return Session(request.app.state.engine, expire_on_commit=False)
-
-
 def public_links(request: Request, *, absolute: bool = True) -> Links:
     """URL builder for this app: absolute on ``public_base_url``, or site-relative paths."""
     base = request.app.state.settings.public_base_url.rstrip("/") if absolute else ""
@@ -254,7 +249,7 @@ async def list_campaigns(request: Request) -> Response:
     """Every campaign with links to its gallery, items, feed and embed page."""
 
     def make() -> bytes:
-        with read_session(request) as session:
+        with request_session(request) as session:
             campaigns = public_campaigns(session=session)
         links = public_links(request)
         body = CampaignList(campaigns=[campaign_out(c, links) for c in campaigns])
@@ -287,7 +282,7 @@ async def list_items(
     """Approved photos whose authors agreed to web publication, newest first."""
 
     def make() -> bytes:
-        with read_session(request) as session:
+        with request_session(request) as session:
             campaign = get_campaign(session=session, slug=slug)
             filters = parse_filters(city, language)
             page = public_items(
@@ -325,7 +320,7 @@ async def feed(request: Request, slug: str) -> Response:
     """The newest public photos as Atom entries with Media RSS image elements."""
 
     def make() -> bytes:
-        with read_session(request) as session:
+        with request_session(request) as session:
             campaign = get_campaign(session=session, slug=slug)
             page = public_items(session=session, campaign=campaign, limit=FEED_SIZE)
         return atom_feed(

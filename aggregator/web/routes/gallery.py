@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from aggregator import i18n
+from aggregator.deps import request_session
 from aggregator.services.campaigns import get_campaign, localized
 from aggregator.services.gallery import (
     EMBED_SIZE,
@@ -27,7 +28,7 @@ from aggregator.services.gallery import (
     public_items,
 )
 from aggregator.web.body_cache import public_body
-from aggregator.web.routes.api_read import public_links, read_session
+from aggregator.web.routes.api_read import public_links
 from aggregator.web.templating import render
 
 router = APIRouter()
@@ -106,7 +107,7 @@ async def gallery(
     lang = request.state.lang
 
     def context() -> dict[str, Any]:
-        with read_session(request) as session:
+        with request_session(request) as session:
             campaign = get_campaign(session=session, slug=slug)
             filters = parse_filters(city, language)
             page = public_items(
@@ -136,7 +137,7 @@ async def photo(request: Request, slug: str, public_id: str) -> Response:
     public_id = public_id[:64]
 
     def context() -> dict[str, Any]:
-        with read_session(request) as session:
+        with request_session(request) as session:
             campaign = get_campaign(session=session, slug=slug)
             item = public_item(session=session, campaign=campaign, public_id=public_id)
         return {
@@ -158,7 +159,7 @@ async def embed(request: Request, slug: str) -> Response:
     lang = request.state.lang
 
     def context() -> dict[str, Any]:
-        with read_session(request) as session:
+        with request_session(request) as session:
             campaign = get_campaign(session=session, slug=slug)
             page = public_items(session=session, campaign=campaign, limit=EMBED_SIZE)
         return {

@@ -13,12 +13,11 @@ from urllib.parse import urlsplit
 
 import anyio
 from fastapi import APIRouter, Depends
-from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from aggregator.config import Settings
-from aggregator.deps import SessionDep
+from aggregator.deps import SessionDep, request_session
 from aggregator.errors import AggregatorError, Forbidden, TooManyRequests
 from aggregator.i18n import LANGUAGE_NAMES, N_
 from aggregator.models import CONSENT_SCOPES, Campaign, StagedPhoto
@@ -85,11 +84,9 @@ async def _in_thread_session(
     limiter: anyio.CapacityLimiter | None,
     kwargs: dict[str, Any],
 ) -> T:
-    engine = request.app.state.engine
-
     def call() -> T:
         # The session connects on its first query: processing before it holds no connection.
-        with Session(engine, expire_on_commit=False) as session:
+        with request_session(request) as session:
             return fn(session=session, **kwargs)
 
     return await anyio.to_thread.run_sync(call, limiter=limiter)

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from aggregator.deps import SessionDep
+from aggregator.deps import SessionDep, request_session
 from aggregator.errors import NotFound
 from aggregator.i18n import direction, translations
 from aggregator.media.storage import media_response
@@ -112,7 +112,7 @@ def show_feed(token: str, request: Request, session: SessionDep) -> Response:
 
 def _stream_state(request: Request, token: str) -> dict[str, Any] | None:
     """Version and control for the stream, from a fresh session; None when the link is gone."""
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    with request_session(request) as session:
         try:
             live = _live(request, session, token)
         except NotFound:
