@@ -52,10 +52,7 @@ class BodyCache:
     def kept(self, key: Hashable) -> Body | None:
         """The body kept for ``key`` if nothing was committed since it was made."""
         stamp = self.stamp.read()
-        if stamp is None:
-            return None
-        with self._lock:
-            return self._entries.get((stamp, key))
+        return None if stamp is None else self._lookup((stamp, key))
 
     def get_or_make(self, key: Hashable, make: Callable[[], bytes]) -> Body:
         """The body for ``key`` as of now: kept if nothing was committed since it was made,
@@ -64,20 +61,21 @@ class BodyCache:
         if stamp is None:
             return make_body(make())
         full_key = (stamp, key)
+        body = self._lookup(full_key)
+        if body is None:
+            body = make_body(make())  # outside the lock: other keys need not wait
+            with self._lock:
+                self._entries[full_key] = body
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return body
+
+    def _lookup(self, full_key: Hashable) -> Body | None:
         with self._lock:
             body = self._entries.get(full_key)
             if body is not None:
-                self._entries.move_to_end(full_key)
-                return body
-        body = make_body(make())  # outside the lock: other keys need not wait
-        with self._lock:
-            self._entries[full_key] = body
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-        return body
-
-    def __len__(self) -> int:
-        return len(self._entries)
+                self._entries.move_to_end(full_key)  # recently used: evicted last
+            return body
 
 
 async def public_body(request: Request, key: Hashable, make: Callable[[], bytes]) -> Body:
