@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from aggregator.errors import MediaError
 from aggregator.i18n import N_
@@ -101,6 +101,17 @@ class ProcessedImage:
     phash: int
     color: str
     source_format: str
+
+    def columns(self) -> dict[str, Any]:
+        """What a stored image row keeps of it (MediaAsset, StagedPhoto): identity and hints."""
+        return {
+            "sha256": self.sha256,
+            "phash": self.phash,
+            "width": self.width,
+            "height": self.height,
+            "color": self.color,
+            "source_format": self.source_format,
+        }
 
     @property
     def slide(self) -> Derivative:

@@ -397,15 +397,10 @@ def _store_image(
     return MediaAsset(
         submission_id=submission.id,  # type: ignore[arg-type]
         position=position,
-        sha256=image.sha256,
-        phash=image.phash,
-        width=image.width,
-        height=image.height,
-        color=image.color,
-        source_format=image.source_format,
         alt_text=item.alt_text[:1500],
         keys=keys,
-        slide_bytes=len(image.derivatives["slide"].data),
+        slide_bytes=len(image.slide.data),
+        **image.columns(),
     )
 
 

@@ -111,14 +111,9 @@ def stage_photo(
         campaign_id=campaign.id,  # type: ignore[arg-type]
         owner_hash=owner,
         derivatives=derivatives,
-        sha256=image.sha256,
-        phash=image.phash,
-        width=image.width,
-        height=image.height,
-        color=image.color,
-        source_format=image.source_format,
         created_at=now,
         expires_at=now + STAGE_TTL,
+        **image.columns(),
     )
     with write_lock(session):
         session.add(row)
