@@ -32,10 +32,14 @@ def _incoming(image_bytes: bytes, **kw: object) -> Incoming:
     return Incoming(images=[IncomingImage(process_image(image_bytes), "a sign")], **values)  # type: ignore[arg-type]
 
 
-def test_same_external_id_is_stored_once(settings: Settings, session: Session) -> None:
-    storage = LocalStorage(settings.effective_media_dir)
+def _collecting(settings: Settings, session: Session) -> tuple[LocalStorage, Campaign, Source]:
+    """Media storage, a campaign and a source collecting into it."""
     campaign = make_campaign(session)
-    source = make_source(session, campaign)
+    return LocalStorage(settings.effective_media_dir), campaign, make_source(session, campaign)
+
+
+def test_same_external_id_is_stored_once(settings: Settings, session: Session) -> None:
+    storage, campaign, source = _collecting(settings, session)
     first = ingest(
         session=session,
         storage=storage,
@@ -221,9 +225,7 @@ def test_page_decides_each_item_and_stores_a_repeated_id_once(
 def test_page_overlapping_stored_items_creates_only_the_new_ones(
     settings: Settings, session: Session
 ) -> None:
-    storage = LocalStorage(settings.effective_media_dir)
-    campaign = make_campaign(session)
-    source = make_source(session, campaign)
+    storage, campaign, source = _collecting(settings, session)
     first = _page(session, storage, campaign, source, [_text("1", "one"), _text("2", "two")])
     results = _page(
         session,
@@ -279,9 +281,7 @@ def test_page_that_fails_midway_leaves_nothing_and_its_rerun_stores_each_item_on
 def test_flags_of_an_item_with_images_keep_their_order_and_reach_the_audit(
     settings: Settings, session: Session
 ) -> None:
-    storage = LocalStorage(settings.effective_media_dir)
-    campaign = make_campaign(session)
-    source = make_source(session, campaign)
+    storage, campaign, source = _collecting(settings, session)
     photo = jpeg_bytes(900, 700, (150, 60, 40))
     _page(session, storage, campaign, source, [_incoming(photo, external_id="x")])
     add_rule(session=session, campaign=campaign, kind=RuleKind.blocked_word, value="фейк")
@@ -307,9 +307,7 @@ def test_flags_of_an_item_with_images_keep_their_order_and_reach_the_audit(
 def test_page_flags_blocked_phrases_exactly_where_contains_phrase_finds_them(
     settings: Settings, session: Session
 ) -> None:
-    storage = LocalStorage(settings.effective_media_dir)
-    campaign = make_campaign(session)
-    source = make_source(session, campaign)
+    storage, campaign, source = _collecting(settings, session)
     phrases = [  # as stored: add_rule normalises "ﬁre" to "fire"
         add_rule(session=session, campaign=campaign, kind=RuleKind.blocked_word, value=v).value
         for v in ["Мы НЕ помним", "фейк", "ﬁre", "Өтірік"]
