@@ -10,6 +10,10 @@ RETURNING, the page's rows and their images; for an approval, the conditional UP
 INSERT and the COMMIT; for a bulk approval, one UPDATE for 100 ids, 100 audit rows, COMMIT.
 Targets: queue p95 ≤ 30 ms, approve p95 ≤ 15 ms, each ≤ 3× its raw SQL.
 
+After the timed runs, a separate instrumented pass splits each request's median into the time
+spent in SQL statements (engine events), in template rendering (Jinja) and in everything else
+(framework, auth, ORM objects), to show where a request's time goes next to its raw SQL.
+
     .venv/bin/python scripts/bench_moderation.py [--items 100000] [--runs 200]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test | --postgres none]
 """
@@ -33,8 +37,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import jinja2  # noqa: E402
 from bench_rows import asset_row, insert_rows, submission_row  # noqa: E402
-from sqlalchemy import Engine, create_engine, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, event, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from aggregator.app import create_app  # noqa: E402
@@ -246,6 +251,60 @@ def measure(run: Callable[[], Any], runs: int, warmup: int = 10) -> list[float]:
     return samples
 
 
+class Breakdown:
+    """Time spent in SQL statements and in template rendering while it is ``active``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.sql = 0.0
+        self.render = 0.0
+        self._started: list[float] = []
+        self._engine = engine
+        self._render = jinja2.Template.render
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+        breakdown = self
+
+        def timed_render(template: jinja2.Template, *args: Any, **kwargs: Any) -> str:
+            started = time.perf_counter()
+            try:
+                return breakdown._render(template, *args, **kwargs)
+            finally:
+                breakdown.render += time.perf_counter() - started
+
+        jinja2.Template.render = timed_render  # type: ignore[method-assign]
+
+    def _before(self, *_args: Any) -> None:
+        self._started.append(time.perf_counter())
+
+    def _after(self, *_args: Any) -> None:
+        self.sql += time.perf_counter() - self._started.pop()
+
+    def close(self) -> None:
+        """Stop timing: the engine events are removed and rendering is left as it was."""
+        jinja2.Template.render = self._render  # type: ignore[method-assign]
+        event.remove(self._engine, "before_cursor_execute", self._before)
+        event.remove(self._engine, "after_cursor_execute", self._after)
+
+
+def breakdown(engine: Engine, run: Callable[[], Any], runs: int) -> tuple[float, float, float]:
+    """Median whole time, SQL and rendering per request (ms), measured with timers on."""
+    timer = Breakdown(engine)
+    whole: list[float] = []
+    sql: list[float] = []
+    rendering: list[float] = []
+    try:
+        for _ in range(runs):
+            timer.sql = timer.render = 0.0
+            started = time.perf_counter()
+            run()
+            whole.append((time.perf_counter() - started) * 1000)
+            sql.append(timer.sql * 1000)
+            rendering.append(timer.render * 1000)
+    finally:
+        timer.close()
+    return statistics.median(whole), statistics.median(sql), statistics.median(rendering)
+
+
 def bench(database_url: str, items: int, runs: int) -> bool:
     """One backend: populate, then time each action against its raw SQL; True when on target."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -271,7 +330,8 @@ def bench(database_url: str, items: int, runs: int) -> bool:
         loop = asyncio.new_event_loop()
         # Separate id ranges so no action finds its items already decided.
         approve_web = iter(range(items, 0, -1))
-        approve_raw = iter(range(items - 2 * (runs + 20), 0, -1))
+        # (The web range also serves the breakdown pass, up to 100 more.)
+        approve_raw = iter(range(items - 2 * (runs + 20) - 100, 0, -1))
         bulk_start = PAGE_SIZE + 10
 
         def bulk_ids() -> Iterator[list[int]]:
@@ -316,6 +376,7 @@ def bench(database_url: str, items: int, runs: int) -> bool:
         ]
         ok = True
         print(f"{'':18} {'p50 ms':>8} {'p95 ms':>8} {'raw p95':>8} {'ratio':>6}")
+        split = []
         for label, served_run, raw_run in cases:
             raw_samples = measure(raw_run, runs)
             served = measure(served_run, runs)
@@ -326,6 +387,14 @@ def bench(database_url: str, items: int, runs: int) -> bool:
             print(
                 f"{label:18} {statistics.median(served):8.2f} {p95(served):8.2f} "
                 f"{p95(raw_samples):8.2f} {ratio:5.1f}× {'ok' if good else 'MISSED'}"
+            )
+            if label != "bulk approve 100":  # its ids are spoken for (see above)
+                split.append((label, *breakdown(app.state.engine, served_run, min(runs, 100))))
+        print("where a request's time goes (medians of a separate pass with timers on, ms):")
+        for label, whole, sql, rendering in split:
+            print(
+                f"  {label:18} whole {whole:6.2f} = SQL {sql:5.2f} + templates {rendering:5.2f}"
+                f" + framework, auth and ORM {whole - sql - rendering:5.2f}"
             )
         loop.close()
         raw.connection.close()
