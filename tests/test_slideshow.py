@@ -14,7 +14,12 @@ from sqlmodel import Session
 from aggregator import i18n
 from aggregator.models import Event, ShareLink, Submission, SubmissionStatus, utcnow
 from aggregator.services.events import new_share_token
-from aggregator.services.slideshows import Slide, build_slides, clean_message, text_direction
+from aggregator.services.slideshows import (
+    build_slides,
+    clean_message,
+    slide_from_row,
+    text_direction,
+)
 from aggregator.services.slideshows_control import apply_control
 from aggregator.services.slideshows_document import feed_item, program
 from aggregator.services.slideshows_feed import ItemJson
@@ -268,40 +273,45 @@ def test_item_json_is_exactly_json_dumps_of_feed_item(captions: list[str], lang:
     gettext = i18n.translations(lang).gettext
     writer = ItemJson("/show/tok-en_1", captions, lang)
     tricky = 'q"uo\\te </script> \u2028 \x00\x1f tab\t é 😀 אנחנו'
-    posted = datetime(2025, 5, 9, 10, 0, 0, tzinfo=UTC)
     variants: list[dict[str, Any]] = [
         {},
         {"alt": "", "name": ""},
-        {"alt": "", "name": tricky},
-        {"alt": tricky, "city": tricky, "message": tricky, "source": tricky, "language": None},
-        {"id": "abc.2", "position": 2, "pinned": True, "pinned_at": posted, "color": tricky},
-        {"posted_at": datetime(2025, 5, 9, 10, 0, 0, 123456, tzinfo=UTC), "direction": "rtl"},
+        {"alt": None, "name": tricky},
+        {"alt": tricky, "city": tricky, "text": tricky, "handle": tricky, "language": None},
+        {"position": 2, "pinned_at": "2025-05-09 10:00:00.000000", "color": tricky},
+        {"posted_at": "2025-05-09 10:00:00.123456", "text": "אנחנו זוכרים"},
+        {"posted_at": datetime(2025, 5, 9, 10, 0, tzinfo=UTC), "kind": "rss", "handle": None},
     ]
     for changes in variants:
         values: dict[str, Any] = {
-            "id": "abc",
-            "submission_id": 7,
-            "submission": "abc",
-            "keys_json": '{"slide": "k"}',
+            "id": 7,
+            "public_id": "abc",
+            "name": " Anna ",
+            "handle": "@anna@example.org",
+            "city": "Almaty",
+            "text": "We  remember.",
+            "language": "en",
+            "consent": '["projection"]',
+            "pinned_at": None,
+            "posted_at": "2025-05-09 10:00:00.000000",
+            "url": None,
+            "position": 0,
+            "keys": '{"slide": "k"}',
             "width": 1920,
             "height": 1080,
             "color": "#102030",
             "alt": "An alt",
-            "name": "Anna",
-            "city": "Almaty",
-            "message": "We remember.",
-            "source": "@anna · Mastodon",
-            "source_url": None,
-            "language": "en",
-            "direction": "ltr",
-            "pinned": False,
-            "posted_at": posted,
             "sha256": "0123456789abcdef" * 4,
+            "kind": "mastodon",
+            "source_name": "A feed",
         }
-        slide = Slide(**{**values, **changes})
-        expected = feed_item(slide, captions, image_url=writer.image_url, gettext=gettext)
-        assert writer(slide) == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
-        assert json.loads(writer(slide)) == expected
+        row = tuple({**values, **changes}.values())  # in the order of slide_rows' columns
+        expected = feed_item(
+            slide_from_row(row), captions, image_url=writer.image_url, gettext=gettext
+        )
+        written = writer.item(row)[-1]
+        assert written == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
+        assert json.loads(written) == expected
 
 
 def test_captions_follow_the_event_settings(client: TestClient, session: Session, app: Any) -> None:

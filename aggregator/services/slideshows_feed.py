@@ -11,7 +11,7 @@ row that comes back unchanged, and the whole items part when nothing moved. The 
 is always read fresh: "blank all screens" must not wait.
 
 Cost (5,000 items): the database rows dominate, so the per-item work is kept to plain
-tuples, one ``Slide`` and one f-string (``ItemJson``), and the body is kept as bytes.
+tuples and one f-string (``ItemJson``), and the body is kept as bytes.
 """
 
 from __future__ import annotations
@@ -34,7 +34,13 @@ from aggregator import i18n
 from aggregator.errors import NotFound
 from aggregator.models import AuditEntry, Campaign, Event, ShareLink, utcnow
 from aggregator.services.events import active_share_link
-from aggregator.services.slideshows import Slide, SlideRow, arrange, slide_from_row, slide_rows
+from aggregator.services.slideshows import (
+    Slide,
+    SlideRow,
+    arrange,
+    slide_rows,
+    slide_values,
+)
 from aggregator.services.slideshows_control import control_state
 from aggregator.services.slideshows_document import feed_document, upload_url
 from aggregator.services.slideshows_settings import effective_settings
@@ -273,43 +279,40 @@ class ItemJson:
         self.alt_anonymous = gettext("A photo shared in remembrance")
 
     def item(self, row: SlideRow) -> _Plain:
-        """The feed item of one ``slide_rows`` row, as the cache keeps it (see FeedItem)."""
-        slide = slide_from_row(row)
+        """The feed item of one ``slide_rows`` row, as the cache keeps it (see FeedItem): the
+        fields ``arrange`` orders by, then the JSON."""
+        (
+            item_id, submission_id, submission, _keys, width, height, color, alt, name, city,
+            message, source, _url, language, direction, pinned, posted_at, position, pinned_at,
+            sha,
+        ) = slide_values(row)  # fmt: skip
+        q = encode_basestring  # a JSON string literal, as json.dumps writes it
+        if not alt:
+            alt = self.alt_named % {"name": name} if name else self.alt_anonymous
+        image = q(f"{self.images}{item_id}?v={sha[:10]}")
         return (
-            slide.id,
-            slide.submission_id,
-            slide.position,
-            slide.sha256,
-            slide.posted_at,
-            slide.pinned_at,
-            self(slide),
+            item_id,
+            submission_id,
+            position,
+            sha,
+            posted_at,
+            pinned_at,
+            f'{{"id":{q(item_id)},"submission":{q(submission)},"image":{image},'
+            f'"thumb":{image[:-1]}&s=thumb","width":{width},"height":{height},'
+            f'"color":{q(color)},"alt":{q(alt)},'
+            f'"pinned":{"true" if pinned else "false"},'
+            f'"posted_at":"{posted_at.isoformat()}","caption":{{'
+            f'"name":{q(name) if self.name else _EMPTY},'
+            f'"city":{q(city) if self.city else _EMPTY},'
+            f'"message":{q(message) if self.message else _EMPTY},'
+            f'"source":{q(source) if self.source else _EMPTY},'
+            f'"lang":{q(language or "")},"dir":"{direction}"}}}}',
         )
 
     def image_url(self, slide: Slide, style: str) -> str:
         """Address of the slide's image (``style`` "slide" or "thumb")."""
         url = f"{self.images}{slide.id}?v={slide.sha256[:10]}"
         return url + "&s=thumb" if style == "thumb" else url
-
-    def __call__(self, slide: Slide) -> str:
-        q = encode_basestring  # a JSON string literal, as json.dumps writes it
-        name = slide.name
-        if slide.alt:
-            alt = slide.alt
-        else:
-            alt = self.alt_named % {"name": name} if name else self.alt_anonymous
-        image = q(self.image_url(slide, "slide"))
-        return (
-            f'{{"id":{q(slide.id)},"submission":{q(slide.submission)},"image":{image},'
-            f'"thumb":{image[:-1]}&s=thumb","width":{slide.width},"height":{slide.height},'
-            f'"color":{q(slide.color)},"alt":{q(alt)},'
-            f'"pinned":{"true" if slide.pinned else "false"},'
-            f'"posted_at":"{slide.posted_at.isoformat()}","caption":{{'
-            f'"name":{q(name) if self.name else _EMPTY},'
-            f'"city":{q(slide.city) if self.city else _EMPTY},'
-            f'"message":{q(slide.message) if self.message else _EMPTY},'
-            f'"source":{q(slide.source) if self.source else _EMPTY},'
-            f'"lang":{q(slide.language or "")},"dir":"{slide.direction}"}}}}'
-        )
 
 
 _EMPTY: Final = '""'
@@ -355,7 +358,8 @@ def build_body(
         items, items_digest = previous.items, previous.items_digest
     else:
         items = ",".join(parts).encode()
-        items_digest = hashlib.blake2b(items, digest_size=16).digest()
+        # SHA-256 runs on the CPU's SHA instructions: twice as fast as BLAKE2b on 2 MB here.
+        items_digest = hashlib.sha256(items).digest()
     # The document is serialized once and the items spliced in; the version covers the
     # document and, through their digest, every item in order.
     document.pop("items")
