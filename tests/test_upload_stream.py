@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import threading
+import time
 import tracemalloc
 from collections.abc import AsyncIterator
 
@@ -177,13 +180,13 @@ async def test_memory_stays_flat_while_a_large_file_streams_in() -> None:
 async def test_a_file_arriving_in_odd_pieces_is_kept_exactly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Pieces are written in batches with writev, which may write only part of them."""
-    real_writev = os.writev
+    """Pieces are written in batches with pwritev, which may write only part of them."""
+    real_pwritev = os.pwritev
 
-    def short_writev(fd: int, buffers: list[memoryview]) -> int:
-        return real_writev(fd, [memoryview(b"".join(bytes(b) for b in buffers))[:1000]])
+    def short_pwritev(fd: int, buffers: list[memoryview], offset: int) -> int:
+        return real_pwritev(fd, [memoryview(b"".join(bytes(b) for b in buffers))[:1000]], offset)
 
-    monkeypatch.setattr(uploads_stream.os, "writev", short_writev)
+    monkeypatch.setattr(os, "pwritev", short_pwritev)
     photo = bytes(range(256)) * 5000  # 1.28 MB, several batches
     body = (
         field("name", "A")
@@ -206,3 +209,74 @@ async def test_a_file_arriving_in_odd_pieces_is_kept_exactly(
         [received] = form.files
         assert received.size == len(photo)
         assert received.read() == photo
+
+
+def photo_body(photo: bytes) -> bytes:
+    return field("name", "A") + file_head() + photo + b"\r\n" + END
+
+
+async def test_received_bytes_are_written_by_the_writer_thread_not_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_pwritev = os.pwritev
+    writers: list[str] = []
+
+    def pwritev(fd: int, buffers: list[memoryview], offset: int) -> int:
+        writers.append(threading.current_thread().name)
+        return real_pwritev(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "pwritev", pwritev)
+    photo = os.urandom(3 * MiB)
+    stream = Body(photo_body(photo))
+    with await receive_form(headers(), stream, max_file_bytes=4 * MiB, max_files=1) as form:
+        [received] = form.files
+        assert received.read() == photo
+    assert len(writers) >= 3 * MiB // uploads_stream.WRITE_BYTES
+    assert set(writers) == {"upload-writer"}
+    deadline = time.monotonic() + 10
+    while not received.spool.closed and time.monotonic() < deadline:
+        time.sleep(0.01)  # the close is queued behind the writes
+    assert received.spool.closed
+
+
+async def test_when_the_writer_falls_behind_the_caller_writes_and_memory_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release = threading.Event()
+    real_pwritev = os.pwritev
+    direct: list[int] = []
+
+    def pwritev(fd: int, buffers: list[memoryview], offset: int) -> int:
+        if threading.current_thread().name == "upload-writer":
+            release.wait(10)  # a disk slower than the network
+        else:
+            direct.append(sum(len(b) for b in buffers))
+        return real_pwritev(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "pwritev", pwritev)
+    monkeypatch.setattr(uploads_stream, "QUEUE_BYTES", MiB)
+    photo = os.urandom(4 * MiB)
+    try:
+        with await receive_form(
+            headers(), Body(photo_body(photo)), max_file_bytes=8 * MiB, max_files=1
+        ) as form:
+            # One batch is stuck in the writer and at most QUEUE_BYTES wait behind it (a batch
+            # is up to WRITE_BYTES and a chunk); the reading thread wrote the rest itself.
+            assert len(photo) - sum(direct) <= MiB + 2 * uploads_stream.WRITE_BYTES
+            release.set()
+            assert form.files[0].read() == photo
+    finally:
+        release.set()
+
+
+async def test_a_failed_write_fails_the_upload(monkeypatch: pytest.MonkeyPatch) -> None:
+    def pwritev(fd: int, buffers: list[memoryview], offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwritev", pwritev)
+    with pytest.raises(OSError) as caught:  # noqa: PT012 - either step may see it first
+        with await receive_form(
+            headers(), Body(photo_body(os.urandom(2 * MiB))), max_file_bytes=4 * MiB, max_files=1
+        ) as form:
+            form.files[0].read()
+    assert caught.value.errno == errno.ENOSPC

@@ -12,11 +12,12 @@ later in the request must still count.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, delete
+from sqlalchemy import Executable, bindparam, case, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
@@ -60,25 +61,9 @@ def hit(
     now = now or utcnow()
     window = timedelta(seconds=window_seconds)
     start = _window_start(now, window_seconds)
-    table = RateCounter.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(table).values(key=key[:200], window_start=start, count=1, previous=0)
-    same_window = table.c.window_start == stmt.excluded.window_start
-    # SET expressions read the row as it was, so "previous" takes the old count.
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[table.c.key],
-        set_={
-            "count": case((same_window, table.c.count + 1), else_=1),
-            "previous": case(
-                (same_window, table.c.previous),
-                (table.c.window_start == start - window, table.c.count),
-                else_=0,
-            ),
-            "window_start": stmt.excluded.window_start,
-        },
-    ).returning(table.c.count, table.c.previous)
-    count, previous = session.execute(upsert).one()
+    params = {"key": key[:200], "start": start, "previous_start": start - window}
+    upsert = _upsert(session.get_bind().dialect.name)
+    count, previous = session.execute(upsert, params).one()
     session.commit()
     into_window = (now - start) / window
     if previous * (1 - into_window) + count > limit:
@@ -86,6 +71,40 @@ def hit(
             "Too many attempts. Please wait a few minutes and try again.",
             retry_after=_retry_after(count, previous, limit, into_window, window_seconds),
         )
+
+
+@functools.cache
+def _upsert(dialect: str) -> Executable:
+    """The counting upsert, built once per dialect with bound parameters ``key``, ``start``
+    (the current window) and ``previous_start`` (the one before); returns the new
+    ``count`` and ``previous``.
+
+    Building the statement for every attempt took two thirds of an upload's count (0.65 ms
+    of CPU, 0.21 ms without), time a worker thread holds the GIL that the event loop
+    receiving the other uploads waits for.
+    """
+    table = RateCounter.__table__  # type: ignore[attr-defined]
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    window_type = table.c.window_start.type
+    stmt = insert(table).values(
+        key=bindparam("key", type_=table.c.key.type),
+        window_start=bindparam("start", type_=window_type),
+        count=1,
+        previous=0,
+    )
+    same_window = table.c.window_start == stmt.excluded.window_start
+    previous_window = table.c.window_start == bindparam("previous_start", type_=window_type)
+    # SET expressions read the row as it was, so "previous" takes the old count.
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={
+            "count": case((same_window, table.c.count + 1), else_=1),
+            "previous": case(
+                (same_window, table.c.previous), (previous_window, table.c.count), else_=0
+            ),
+            "window_start": stmt.excluded.window_start,
+        },
+    ).returning(table.c.count, table.c.previous)
 
 
 def _retry_after(
