@@ -22,7 +22,7 @@ from aggregator.services.slideshows import (
 )
 from aggregator.services.slideshows_control import apply_control
 from aggregator.services.slideshows_document import feed_item, program
-from aggregator.services.slideshows_feed import ItemJson
+from aggregator.services.slideshows_feed import ItemJson, items_json
 from aggregator.services.slideshows_settings import effective_settings
 from tests.factories import make_campaign, make_event, make_source, make_submission
 from tests.slideshow_support import photo, take_down
@@ -309,9 +309,9 @@ def test_item_json_is_exactly_json_dumps_of_feed_item(captions: list[str], lang:
         expected = feed_item(
             slide_from_row(row), captions, image_url=writer.image_url, gettext=gettext
         )
-        written = writer.item(row)[-1]
-        assert written == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
-        assert json.loads(written) == expected
+        written = items_json([writer.item(row)[-1]])
+        assert written == json.dumps([expected], ensure_ascii=False, separators=(",", ":")).encode()
+        assert json.loads(written) == [expected]
 
 
 def test_captions_follow_the_event_settings(client: TestClient, session: Session, app: Any) -> None:
