@@ -3,6 +3,7 @@ staged photos are bound to the browser and swept when never sent."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,16 @@ from aggregator.db import make_engine
 from aggregator.errors import TooManyRequests
 from aggregator.media.storage import LocalStorage
 from aggregator.models import MediaAsset, StagedPhoto, utcnow
-from aggregator.services.uploads import count_upload, sweep_staged
+from aggregator.services.ingest import IncomingImage
+from aggregator.services.uploads import (
+    ParticipantFields,
+    count_upload,
+    load_staged,
+    make_processor,
+    owner_of,
+    process_and_store,
+    sweep_staged,
+)
 from tests.factories import make_campaign
 from tests.media_samples import heic, photo
 from tests.upload_support import (
@@ -70,6 +80,50 @@ def test_a_staged_photo_cannot_be_claimed_from_another_browser(
     assert response.status_code == 422
     assert "waited too long" in response.text
     assert counts(session) == (0, 0, 1)
+
+
+def test_the_same_staged_photos_sent_twice_at_once_make_one_submission(
+    tmp_path: Path, database_url: str, session: Session
+) -> None:
+    """Two sendings of one form that both found the staged photos (a double tap): the first
+    takes them; the second is refused with a 409 and leaves the first one's files alone."""
+    campaign = make_campaign(session)
+    with app_client(tmp_path, database_url) as (client, settings):
+        csrf = open_page(client, campaign.slug)
+        token = stage(client, campaign.slug, ("a.jpg", photo_jpeg(), "image/jpeg")).json()["id"]
+        storage = client.app.state.storage  # type: ignore[attr-defined]
+        owner = owner_of(csrf)
+        # Both sendings read the staged row before either has stored anything.
+        found = [
+            load_staged(
+                session=session, storage=storage, campaign=campaign, owner=owner, tokens=[token]
+            )[0]
+            for _ in range(2)
+        ]
+        finished = [
+            process_and_store(
+                session=session,
+                storage=storage,
+                settings=settings,
+                campaign=campaign,
+                fields=ParticipantFields(consent=("projection",)),
+                problems=[],
+                files=[],
+                alts=[],
+                processor=make_processor(settings),
+                gate=threading.BoundedSemaphore(1),
+                staged=[(row, IncomingImage(image, "")) for row, image in staged],
+            )
+            for staged in found
+        ]
+        assert finished[0].ingested is not None
+        assert finished[1].ingested is None and finished[1].staged == []
+        assert [(p.code, p.status) for p in finished[1].problems] == [("staged_sent", 409)]
+        assert "уже отправлены" in finished[1].problems[0].text("ru")
+        assert counts(session) == (1, 1, 0)
+        asset = session.exec(select(MediaAsset)).one()
+        on_disk = {str(p.relative_to(settings.effective_media_dir)) for p in media_files(settings)}
+        assert on_disk == set(asset.keys.values())
 
 
 def test_staging_errors_are_json_in_the_visitors_language(

@@ -304,8 +304,8 @@ def process_and_stage(
 class Finished:
     """The end of a submission: stored (``ingested``), or refused with its ``problems``.
 
-    A refused form keeps its good photos staged (``staged``) so that nobody chooses them
-    twice; nothing else is stored.
+    A refused form keeps its good photos staged (``staged``: those it came with and those
+    staged now) so that nobody chooses them twice; nothing else is stored.
     """
 
     ingested: Ingested | None = None
@@ -347,18 +347,23 @@ def process_and_store(
                 )
                 for image in processed
             ]
-        return Finished(problems=[*refused, *problems], staged=kept)
+        return Finished(
+            problems=[*refused, *problems], staged=[*(row for row, _image in staged), *kept]
+        )
     images = [image for _row, image in staged]
     images += [IncomingImage(image, alt) for image, alt in zip(processed, alts, strict=True)]
-    ingested = store_submission(
-        session=session,
-        storage=storage,
-        settings=settings,
-        campaign=campaign,
-        fields=fields,
-        images=images,
-        staged=[row for row, _image in staged],
-    )
+    try:
+        ingested = store_submission(
+            session=session,
+            storage=storage,
+            settings=settings,
+            campaign=campaign,
+            fields=fields,
+            images=images,
+            staged=[row for row, _image in staged],
+        )
+    except SubmissionRefused as taken:  # its staged photos went with another sending
+        return Finished(problems=taken.problems)
     return Finished(ingested=ingested)
 
 

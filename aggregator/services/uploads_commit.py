@@ -42,6 +42,7 @@ from aggregator.db import engine_of
 from aggregator.media.storage import Storage
 from aggregator.models import Campaign, StagedPhoto
 from aggregator.services.ingest import Incoming, Ingested, ingest_page
+from aggregator.services.uploads_problems import MESSAGES, Problem, SubmissionRefused
 from aggregator.services.uploads_staging import write_lock
 
 # More submissions than this wait for the next group (bounds one transaction's length).
@@ -212,13 +213,24 @@ class GroupCommitter:
                 )
                 for job, result in zip(jobs, ingested, strict=True):
                     results[id(job)] = (result, stored.used)
-            staged = [staged_id for job in group for staged_id in job.staged_ids]
-            if staged:
-                session.execute(delete(StagedPhoto).where(col(StagedPhoto.id).in_(staged)))
+            for job in group:
+                _take_staged(session, job.staged_ids)
             session.commit()
         for job in group:
             job.result, used = results[id(job)]
             job.used.update(used)
+
+
+def _take_staged(session: Session, staged_ids: Sequence[int]) -> None:
+    """Delete a submission's staged rows, which its files now belong to; SubmissionRefused
+    (409) when another submission took one first (the same form sent twice at once), so that
+    two submissions never share files."""
+    if not staged_ids:
+        return
+    taken = session.execute(delete(StagedPhoto).where(col(StagedPhoto.id).in_(staged_ids)))
+    if taken.rowcount != len(set(staged_ids)):  # type: ignore[attr-defined]
+        problem = Problem("staged_sent", MESSAGES["staged_sent"], field="photos", status=409)
+        raise SubmissionRefused([problem])
 
 
 def _grouped(group: Sequence[Job]) -> list[list[Job]]:

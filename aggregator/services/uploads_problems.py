@@ -61,6 +61,7 @@ MESSAGES: Final[dict[str, str]] = {
     "staged_missing": N_(
         "One of your photos waited too long and was removed. Please add it again."
     ),
+    "staged_sent": N_("These photos have already been sent. There is no need to send them again."),
 }
 
 

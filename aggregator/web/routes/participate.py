@@ -352,7 +352,7 @@ async def _finish_submission(
             status=finished.problems[0].status,
             problems=finished.problems,
             values=_values(form),
-            staged=[row for row, _image in staged] + finished.staged,
+            staged=finished.staged,
         )
     target = request.url_for("receipt", token=finished.ingested.receipt_token or "").path
     return RedirectResponse(
