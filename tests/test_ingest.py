@@ -85,6 +85,35 @@ def test_exact_and_near_duplicates_are_flagged_not_dropped(
     assert "near_duplicate" not in original.submission.flags
 
 
+def test_a_duplicate_points_at_the_very_image_it_repeats_within_a_page(
+    settings: Settings, session: Session
+) -> None:
+    """Each stored asset's id is known to the items after it, image by image (the second
+    image of a post, not the first, when that is the one repeated)."""
+    storage = LocalStorage(settings.effective_media_dir)
+    campaign = make_campaign(session)
+    red, blue = jpeg_bytes(900, 700, (200, 30, 30)), jpeg_bytes(700, 900, (30, 30, 200))
+    two = Incoming(
+        origin=Origin.upload,
+        author_name="Aigerim",
+        images=[IncomingImage(process_image(red), ""), IncomingImage(process_image(blue), "")],
+    )
+    ingest_page(
+        session=session,
+        storage=storage,
+        campaign=campaign,
+        incomings=[two, _incoming(blue, origin=Origin.upload)],
+    )
+    session.commit()
+    first, repeat = (
+        session.exec(select(MediaAsset).where(MediaAsset.submission_id == submission.id)).all()
+        for submission in session.exec(select(Submission).order_by(Submission.id))  # type: ignore[arg-type]
+    )
+    by_position = {asset.position: asset for asset in first}
+    assert [asset.duplicate_of_id for asset in repeat] == [by_position[1].id]
+    assert by_position[0].duplicate_of_id is None and by_position[1].duplicate_of_id is None
+
+
 def test_rules_hold_blocked_words_and_approve_trusted_authors(
     settings: Settings, session: Session
 ) -> None:
