@@ -366,9 +366,9 @@ def _store_images(
     """Store an item's images (up to the origin's limit) as assets: (count, any duplicate).
 
     ``known`` (recent hashes of the campaign, newest first) gains the new assets, so later
-    items of the same page are compared with these too. The rows go out in one bulk INSERT:
-    building and flushing ORM objects cost more than the statement (uploads are stored while
-    the event loop receives others, and this work holds the GIL they wait for).
+    items of the same page are compared with these too. The rows go out in one bulk INSERT on
+    the session's connection: ORM objects and their flush cost more than the statement (uploads
+    are stored while the event loop receives others, and this work holds the GIL it waits for).
     """
     limit = MAX_IMAGES_PER_POST if incoming.origin == Origin.collected else MAX_IMAGES_PER_UPLOAD
     images = list(incoming.images)[:limit]
@@ -382,10 +382,14 @@ def _store_images(
     if rows:
         # ids, so later items of the same page can point at these; RETURNING may come in any
         # order, so each id is matched to its row by position.
-        stored = session.execute(
-            insert(MediaAsset).returning(col(MediaAsset.position), col(MediaAsset.id)), rows
-        ).all()
-        ids = dict(stored)
+        stored = (
+            session.connection()
+            .execute(
+                insert(MediaAsset).returning(col(MediaAsset.position), col(MediaAsset.id)), rows
+            )
+            .all()
+        )
+        ids = {position: asset_id for position, asset_id in stored if asset_id is not None}
         known[:0] = [(ids[row["position"]], row["phash"], row["sha256"]) for row in rows]
     return len(images), near
 
