@@ -50,6 +50,7 @@ DEFAULT_MAX_AGE: Final = 30.0
 MAX_ENTRIES: Final = 500
 # More changed submissions than this since the last build: query everything again.
 MAX_INCREMENTAL: Final = 200
+THUMB: Final = "&s=thumb"  # an image address's query for its thumbnail
 
 
 class FeedItem(NamedTuple):
@@ -296,7 +297,7 @@ class ItemJson:
         content = (
             item_id,
             submission,
-            f"{self.images}{item_id}?v={sha[:10]}",  # image
+            self.slide_image(item_id, sha),  # image
             width,
             height,
             color,
@@ -312,10 +313,14 @@ class ItemJson:
         )
         return (item_id, submission_id, position, sha, posted_at, pinned_at, content)
 
+    def slide_image(self, item_id: str, sha256: str) -> str:
+        """Address of an item's slide-sized image; its thumbnail adds ``THUMB``."""
+        return f"{self.images}{item_id}?v={sha256[:10]}"
+
     def image_url(self, slide: Slide, style: str) -> str:
         """Address of the slide's image (``style`` "slide" or "thumb")."""
-        url = f"{self.images}{slide.id}?v={slide.sha256[:10]}"
-        return url + "&s=thumb" if style == "thumb" else url
+        url = self.slide_image(slide.id, slide.sha256)
+        return url + THUMB if style == "thumb" else url
 
 
 def items_json(contents: Iterable[tuple[Any, ...]]) -> bytes:
@@ -331,7 +336,7 @@ def items_json(contents: Iterable[tuple[Any, ...]]) -> bytes:
                 "id": item_id,
                 "submission": submission,
                 "image": image,
-                "thumb": image + "&s=thumb",
+                "thumb": image + THUMB,
                 "width": width,
                 "height": height,
                 "color": color,
