@@ -402,3 +402,19 @@ def test_processing_is_gated_across_upload_threads() -> None:
     for thread in threads:
         thread.join()
     assert peak == up.PROCESSING_CONCURRENCY
+
+
+def test_closing_a_campaign_refuses_the_very_next_upload(
+    tmp_path: Path, database_url: str, session: Session
+) -> None:
+    campaign = make_campaign(session)
+    with app_client(tmp_path, database_url) as (client, _settings):
+        open_page(client, campaign.slug)
+        first = submit(client, campaign.slug, files=[("a.jpg", photo_jpeg(1), "image/jpeg")])
+        assert first.status_code == 303  # the upload path now keeps a copy of the campaign
+        campaign.upload_closes_at = utcnow() - timedelta(minutes=1)
+        session.add(campaign)
+        session.commit()  # saved in this process: every kept copy is let go at once
+        second = submit(client, campaign.slug, files=[("b.jpg", photo_jpeg(2), "image/jpeg")])
+        assert second.status_code == 403
+    assert counts(session) == (1, 1, 0)

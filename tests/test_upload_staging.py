@@ -3,6 +3,7 @@ staged photos are bound to the browser and swept when never sent."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from aggregator.services.uploads import (
     process_and_store,
     sweep_staged,
 )
+from aggregator.services.uploads_staging import counter_session, write_lock
 from tests.factories import make_campaign
 from tests.media_samples import heic, photo
 from tests.upload_support import (
@@ -206,20 +208,35 @@ def test_staging_sweeps_expired_photos_on_the_way(
         assert len(media_files(settings)) == 2
 
 
-def test_rate_counters_skip_fsync_but_connections_return_to_full_durability(
+def test_rate_counters_skip_fsync_on_a_kept_connection_and_the_pool_stays_durable(
     settings: Settings,
 ) -> None:
-    engine = make_engine(settings.effective_database_url, pool_size=1, max_overflow=0)
-    limited = settings.model_copy(update={"upload_rate_limit": 1})
+    engine = make_engine(settings.effective_database_url, pool_size=2, max_overflow=0)
+    sqlite = engine.dialect.name == "sqlite"
+    limited = settings.model_copy(update={"upload_rate_limit": 2})
     try:
         with Session(engine) as session:
             count_upload(session, limited, "192.0.2.1")
+            count_upload(session, limited, "192.0.2.1")
             with pytest.raises(TooManyRequests):
                 count_upload(session, limited, "192.0.2.1")
+            used = []
+            for _ in range(2):
+                with write_lock(session), counter_session(session) as counters:
+                    used.append(counters.connection().connection.dbapi_connection)
+                    if sqlite:  # relaxed: NORMAL
+                        pragma = counters.connection().exec_driver_sql("PRAGMA synchronous")
+                        assert pragma.scalar() == 1
+        pool = engine.pool
+        if sqlite:  # one connection kept for counting, the same every time (also after a 429)
+            assert used[0] is used[1] and pool.checkedout() == 1  # type: ignore[attr-defined]
         with engine.connect() as connection:
             counted = connection.exec_driver_sql("SELECT count FROM ratecounter").scalar()
-            if engine.dialect.name == "sqlite":  # the one pooled connection is FULL again
+            if sqlite:  # every pooled connection keeps full durability
                 assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
-        assert counted == 2
+        assert counted == 3
     finally:
         engine.dispose()
+    if sqlite:  # disposing the engine closed the kept connection
+        with pytest.raises(sqlite3.ProgrammingError):
+            used[0].execute("SELECT 1")

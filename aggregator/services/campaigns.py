@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import bindparam
+from sqlalchemy import Engine, bindparam, event
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from aggregator.db import engine_of
 from aggregator.errors import InvalidInput, NotFound
 from aggregator.models import CONSENT_SCOPES, Campaign, ModerationMode, Source
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HASHTAG_RE = re.compile(r"^\w{1,100}$")
 SOURCE_KINDS = ("mastodon", "bluesky", "rss", "telegram")
+# How long a process answers uploads from its copy of a campaign (see kept_campaign).
+KEEP_SECONDS: Final = 2.0
 
 DEFAULT_CONSENT = {
     "projection": "My photo may be shown at commemorative events.",
@@ -113,6 +119,44 @@ def get_campaign(*, session: Session, slug: str) -> Campaign:
     if campaign is None:
         raise NotFound(f"There is no campaign {slug!r}.")
     return campaign
+
+
+# Per database (engine): slug → (monotonic time read, detached campaign).
+_KEPT: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, Campaign]]] = (
+    weakref.WeakKeyDictionary()
+)
+_KEPT_GUARD = threading.Lock()
+
+
+def kept_campaign(*, session: Session, slug: str) -> Campaign:
+    """``get_campaign`` for the upload path: a copy kept up to ``KEEP_SECONDS`` per process.
+
+    Every upload checks its campaign (and its window) before reading the photos; under 32
+    concurrent uploads that lookup, a connection taken and a transaction opened for it in a
+    worker thread, cost a tenth of the upload throughput (bench_upload: 1.37× → 1.24× the
+    minimal endpoint without it). The copy is detached and shared: read it, never change it.
+    A change to any campaign saved in this process clears every copy at once; other
+    processes see it within ``KEEP_SECONDS``. A missing campaign is never kept.
+    """
+    engine = engine_of(session)
+    now = time.monotonic()
+    with _KEPT_GUARD:
+        kept = _KEPT.setdefault(engine, {}).get(slug)
+    if kept is not None and now - kept[0] < KEEP_SECONDS:
+        return kept[1]
+    campaign = get_campaign(session=session, slug=slug)
+    session.expunge(campaign)
+    with _KEPT_GUARD:
+        _KEPT.setdefault(engine, {})[slug] = (now, campaign)
+    return campaign
+
+
+@event.listens_for(Campaign, "after_insert")
+@event.listens_for(Campaign, "after_update")
+@event.listens_for(Campaign, "after_delete")
+def _forget_kept(*_args: Any) -> None:
+    with _KEPT_GUARD:
+        _KEPT.clear()
 
 
 def create_source(

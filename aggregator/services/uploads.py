@@ -36,7 +36,7 @@ from aggregator.media import ImageRejected, ProcessedImage, process_image
 from aggregator.media.storage import Storage, suffix_for
 from aggregator.models import CONSENT_SCOPES, Campaign, Origin, StagedPhoto, utcnow
 from aggregator.services import ratelimit
-from aggregator.services.campaigns import get_campaign
+from aggregator.services.campaigns import kept_campaign
 from aggregator.services.ingest import Incoming, IncomingImage, Ingested, media_limits
 from aggregator.services.uploads_commit import Job, committer_for
 from aggregator.services.uploads_problems import (
@@ -136,8 +136,11 @@ def count_upload(session: Session, settings: Settings, ip: str, *, photo: bool =
 def open_upload(
     *, session: Session, settings: Settings, slug: str, ip: str, photo: bool = False
 ) -> Campaign:
-    """The campaign of ``slug`` if it accepts an upload from ``ip`` now (404, 403, 429)."""
-    campaign = get_campaign(session=session, slug=slug)
+    """The campaign of ``slug`` if it accepts an upload from ``ip`` now (404, 403, 429).
+
+    The campaign may be a copy up to ``campaigns.KEEP_SECONDS`` old (see ``kept_campaign``).
+    """
+    campaign = kept_campaign(session=session, slug=slug)
     check_window(campaign)
     count_upload(session, settings, ip, photo=photo)
     return campaign
