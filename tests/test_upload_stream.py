@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import threading
@@ -13,10 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 from starlette.datastructures import Headers
 
-from aggregator.errors import Forbidden, TooManyRequests
+from aggregator.errors import Forbidden
 from aggregator.services import uploads_stream
 from aggregator.services.uploads_stream import (
-    READ_AHEAD,
     IncompleteUpload,
     ReceivedForm,
     TooManyFiles,
@@ -282,74 +280,3 @@ async def test_a_failed_write_fails_the_upload(monkeypatch: pytest.MonkeyPatch) 
         ) as form:
             form.files[0].read()
     assert caught.value.errno == errno.ENOSPC
-
-
-# -- the admission check runs while the first bytes arrive -------------------------------
-
-
-async def test_reading_pauses_at_the_read_ahead_until_the_admission_check_answers() -> None:
-    loop = asyncio.get_running_loop()
-    admission: asyncio.Future[str] = loop.create_future()
-    stream = Body(field("csrf_token", "t" * 40) + file_head(), filler=4 * MiB, tail=b"\r\n" + END)
-    reading = asyncio.ensure_future(
-        receive_form(headers(), stream, max_file_bytes=8 * MiB, max_files=1, admission=admission)
-    )
-    for _ in range(200):  # let the reader take all it may
-        await asyncio.sleep(0)
-    assert not reading.done()
-    assert READ_AHEAD <= stream.consumed <= READ_AHEAD + CHUNK
-    admission.set_result("admitted")
-    with await reading as form:
-        assert form.files[0].size == 4 * MiB
-    assert stream.consumed == len(stream.head) + 4 * MiB + len(stream.tail)
-
-
-async def test_the_form_is_returned_only_once_the_admission_check_has_passed() -> None:
-    loop = asyncio.get_running_loop()
-    admission: asyncio.Future[str] = loop.create_future()
-    reading = asyncio.ensure_future(
-        receive_form(
-            headers(),
-            Body(field("name", "Ada") + END),
-            max_file_bytes=MiB,
-            max_files=1,
-            admission=admission,
-        )
-    )
-    for _ in range(50):
-        await asyncio.sleep(0)
-    assert not reading.done()  # the small body is read, the check has not answered
-    admission.set_result("admitted")
-    with await reading as form:
-        assert form.get("name") == "Ada"
-
-
-async def test_a_refused_admission_stops_reading_and_wins_over_a_problem_of_the_body() -> None:
-    loop = asyncio.get_running_loop()
-    for body_problem in (False, True):
-        admission: asyncio.Future[str] = loop.create_future()
-        refusal = TooManyRequests("Too many attempts.", retry_after=60)
-        loop.call_later(0.01, admission.set_exception, refusal)
-        # With body_problem the form has no CSRF token: refused at the first file part.
-        head = file_head() if body_problem else field("csrf_token", "t" * 40) + file_head()
-        stream = Body(head, filler=-1)
-        opened: list[ReceivedForm] = []
-
-        def check(form: ReceivedForm, opened: list[ReceivedForm] = opened) -> None:
-            opened.append(form)
-            if not form.get("csrf_token"):
-                raise Forbidden("no token")
-
-        with pytest.raises(TooManyRequests):
-            await receive_form(
-                headers(),
-                stream,
-                max_file_bytes=16 * MiB,
-                max_files=1,
-                before_files=check,
-                admission=admission,
-            )
-        assert stream.consumed <= READ_AHEAD + CHUNK
-        [form] = opened
-        assert len(form.files) == (0 if body_problem else 1)
-        assert all(file._closed for file in form.files)  # the temporary files are let go

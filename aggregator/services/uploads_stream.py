@@ -8,14 +8,11 @@ Files go to anonymous temporary files (memory stays flat however many uploads ru
 text fields are capped too. ``before_files`` runs once, when the first file part begins (or at
 the end when there is none), so a form without its CSRF token is refused before any photo is
 read. The event loop only parses: the received bytes are written to the temporary files by a
-background thread (``_Writer``). A check that decides whether the upload is wanted at all (the
-campaign's window, the rate limit: ``admission``) runs while the first bytes arrive instead of
-before them; reading pauses at ``READ_AHEAD`` bytes until it has answered.
+background thread (``_Writer``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import contextlib
 import errno
@@ -26,7 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO, Any, Final
+from typing import IO, Final
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -47,11 +44,6 @@ MAX_FIELD_BYTES: Final = 16 * 1024
 MAX_FIELDS: Final = 200
 # Headers, boundaries and text fields on top of the files themselves.
 ENVELOPE_BYTES: Final = 64 * 1024
-# Bytes read while the admission check is still running. Waiting for the check before the
-# first byte kept every upload's body idle for a thread hop there and back (30 ms under 32
-# uploads, in which time one of them receives ~1 MB), while a refused upload (429) costs
-# little more than before: at most this much read, into a temporary file.
-READ_AHEAD: Final = 2 * 1024 * 1024
 
 
 class UploadTooLarge(MediaError):
@@ -409,39 +401,8 @@ async def receive_form(
     max_file_bytes: int,
     max_files: int,
     before_files: Callable[[ReceivedForm], None] | None = None,
-    admission: asyncio.Future[Any] | None = None,
 ) -> ReceivedForm:
-    """Parse a multipart body within the caps; the caller owns (and must close) the result.
-
-    ``admission``, if given, is a check already running (its result is the caller's): about
-    ``READ_AHEAD`` bytes are read before it answers, the form is returned only once it has
-    passed, and its error is raised in preference to any problem of the body (the request
-    was refused before its body mattered).
-    """
-    try:
-        return await _receive(
-            headers,
-            stream,
-            max_file_bytes=max_file_bytes,
-            max_files=max_files,
-            before_files=before_files,
-            admission=admission,
-        )
-    except AggregatorError:
-        if admission is not None:
-            await admission
-        raise
-
-
-async def _receive(
-    headers: Headers,
-    stream: AsyncIterator[bytes],
-    *,
-    max_file_bytes: int,
-    max_files: int,
-    before_files: Callable[[ReceivedForm], None] | None,
-    admission: asyncio.Future[Any] | None,
-) -> ReceivedForm:
+    """Parse a multipart body within the caps; the caller owns (and must close) the result."""
     kind, params = parse_options_header(headers.get("content-type", ""))
     if kind != b"multipart/form-data" or b"boundary" not in params:
         raise UnsupportedBody("Please send the form as multipart/form-data.")
@@ -483,16 +444,12 @@ async def _receive(
                     f"The upload is larger than {mib(cap)} MB in total.", limit=max_file_bytes
                 )
             parser.write(chunk)
-            if admission is not None and received >= READ_AHEAD and not admission.done():
-                await admission
         parser.finalize()
         if not receiver.ended:
             raise IncompleteUpload(
                 "The upload was interrupted before it was complete. Please try again."
             )
         receiver.run_check()
-        if admission is not None:
-            await admission
     except FormParserError as exc:
         receiver.form.close()
         raise IncompleteUpload("The form was sent in a way we cannot read.") from exc

@@ -19,10 +19,11 @@ from aggregator.errors import AggregatorError, TooManyRequests
 from aggregator.models import CONSENT_SCOPES
 from aggregator.services import uploads as up
 from aggregator.services.uploads_stream import receive_form
+from aggregator.web.auth import client_ip
 from aggregator.web.routes.participate import (
     ProcessorDep,
-    admit,
     app_settings,
+    in_session,
     in_upload_step,
 )
 
@@ -142,15 +143,15 @@ async def create_submission(slug: str, request: Request, processor: ProcessorDep
     """Store one submission of 1–10 photos; refuses all of it if any photo is refused."""
     settings = app_settings(request)
     try:
-        admission = admit(request, settings, slug)
+        campaign = await in_session(
+            request, up.open_upload, settings=settings, slug=slug, ip=client_ip(request)
+        )
         form = await receive_form(
             request.headers,
             request.stream(),
             max_file_bytes=settings.upload_max_bytes,
             max_files=settings.upload_max_files,
-            admission=admission,
         )
-        campaign = admission.result()
     except AggregatorError as exc:
         return _error(request, [up.problem_for(exc)], exc)
     with form:

@@ -7,7 +7,6 @@ for the two upload paths (per-photo staging with JavaScript, one plain form with
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -91,34 +90,6 @@ async def _in_thread_session(
             return fn(session=session, **kwargs)
 
     return await anyio.to_thread.run_sync(call, limiter=limiter)
-
-
-def admit(
-    request: Request, settings: Settings, slug: str, *, photo: bool = False
-) -> asyncio.Task[Campaign]:
-    """Start ``up.open_upload`` (the campaign, its window, the rate limit) for this request.
-
-    Hand the task to ``receive_form`` as its ``admission``: the body starts arriving while the
-    check runs in its thread, rather than after a hop there and back.
-    """
-    task = asyncio.ensure_future(
-        in_session(
-            request,
-            up.open_upload,
-            settings=settings,
-            slug=slug,
-            ip=client_ip(request),
-            photo=photo,
-        )
-    )
-    task.add_done_callback(_retrieved)
-    return task
-
-
-def _retrieved(task: asyncio.Task[Any]) -> None:
-    # A check whose request went away is nobody's to raise: mark its error as seen.
-    if not task.cancelled():
-        task.exception()
 
 
 def check_same_origin(request: Request) -> None:
@@ -227,15 +198,17 @@ async def stage_photo(slug: str, request: Request, processor: ProcessorDep) -> R
     try:
         check_same_origin(request)
         check_csrf(request, None)
-        admission = admit(request, settings, slug, photo=True)
+        campaign = await in_session(
+            request,
+            up.open_upload,
+            settings=settings,
+            slug=slug,
+            ip=client_ip(request),
+            photo=True,
+        )
         with await receive_form(
-            request.headers,
-            request.stream(),
-            max_file_bytes=settings.upload_max_bytes,
-            max_files=1,
-            admission=admission,
+            request.headers, request.stream(), max_file_bytes=settings.upload_max_bytes, max_files=1
         ) as form:
-            campaign = admission.result()
             if not form.files:
                 raise up.SubmissionRefused([up.Problem("no_photos", up.MESSAGES["no_photos"])])
             row = await in_upload_step(
@@ -290,16 +263,16 @@ async def submit_photos(slug: str, request: Request, processor: ProcessorDep) ->
 
     try:
         check_same_origin(request)
-        admission = admit(request, settings, slug)
+        campaign = await in_session(
+            request, up.open_upload, settings=settings, slug=slug, ip=client_ip(request)
+        )
         form = await receive_form(
             request.headers,
             request.stream(),
             max_file_bytes=settings.upload_max_bytes,
             max_files=settings.upload_max_files,
             before_files=before_files,
-            admission=admission,
         )
-        campaign = admission.result()
     except AggregatorError as exc:
         if exc.status_code == 404:
             raise
