@@ -80,20 +80,24 @@ def counter_session(session: Session) -> Iterator[Session]:
         raise
 
 
+# The kept counter connection of each engine (it refers to its engine, so it goes when the
+# engine is disposed, not when the engine is forgotten).
 _COUNTERS: weakref.WeakKeyDictionary[Engine, Connection] = weakref.WeakKeyDictionary()
 
 
 def _counter_connection(engine: Engine) -> Connection:
     with _GUARD:
         connection = _COUNTERS.get(engine)
-        if connection is not None and not connection.closed:
-            return connection
-        connection = _COUNTERS[engine] = engine.connect()
+    if connection is not None and not connection.closed:
+        return connection
+    connection = engine.connect()
     raw = connection.connection.dbapi_connection
     assert raw is not None
     raw.execute("PRAGMA synchronous=NORMAL")  # outside a transaction, as SQLite requires
     if not event.contains(engine, "engine_disposed", _close_counter_connection):
         event.listen(engine, "engine_disposed", _close_counter_connection)
+    with _GUARD:
+        _COUNTERS[engine] = connection
     return connection
 
 
