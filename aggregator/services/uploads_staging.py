@@ -60,8 +60,8 @@ def counter_session(session: Session) -> Iterator[Session]:
     SQLite's single write lock. The relaxed connection is kept for counting alone (one per
     engine, used under the write lock, closed when the engine is disposed): taking one from
     the pool and switching its pragma there and back for every upload was nine calls into
-    SQLite in a worker thread, each a wait for the GIL the event loop holds (bench_upload
-    +3 %). Elsewhere the given session is used as it is.
+    SQLite in a worker thread instead of three, each a wait for the GIL the event loop holds.
+    Elsewhere the given session is used as it is.
     """
     engine = engine_of(session)
     if engine.dialect.name != "sqlite":
