@@ -36,13 +36,12 @@ from aggregator.models import (
     SubmissionStatus,
     utcnow,
 )
+from aggregator.services.recent_hashes import Hash, existing, forget, recent_hashes
 from aggregator.services.rules import campaign_rules
 from aggregator.services.users import hash_token
 
 MAX_IMAGES_PER_POST = 4
 MAX_IMAGES_PER_UPLOAD = 10
-# Near-duplicate search looks at this many most recent images of the campaign.
-NEAR_DUPLICATE_WINDOW = 20_000
 
 
 def media_limits(settings: Settings) -> MediaLimits:
@@ -222,16 +221,17 @@ def _create_all(
         )
     ]
     submissions = _insert_submissions(session, rows)
-    known: list[tuple[int, int, str]] | None = None
+    known: list[Hash] | None = None
+    local: set[int] = set()  # assets inserted by this page: they exist
     audits = []
     for submission, (incoming, _receipt), (status, hits) in zip(
         submissions, items, decisions, strict=True
     ):
         stored = 0
         if incoming.images:
-            known = _recent_hashes(session, campaign) if known is None else known
+            known = recent_hashes(session, campaign) if known is None else known
             stored, near = _store_images(
-                session, storage, submission, incoming, known, near_distance
+                session, storage, campaign, submission, incoming, (known, local), near_distance
             )
             if near:
                 submission.flags = _flags(incoming, True, hits)
@@ -358,27 +358,26 @@ def _refresh_pending(existing: Submission, incoming: Incoming) -> None:
 def _store_images(
     session: Session,
     storage: Storage,
+    campaign: Campaign,
     submission: Submission,
     incoming: Incoming,
-    known: list[tuple[int, int, str]],
+    compared: tuple[list[Hash], set[int]],
     near_distance: int,
 ) -> tuple[int, bool]:
     """Store an item's images (up to the origin's limit) as assets: (count, any duplicate).
 
-    ``known`` (recent hashes of the campaign, newest first) gains the new assets, so later
-    items of the same page are compared with these too. The rows go out in one bulk INSERT on
+    ``compared`` is what they are compared with: recent hashes of the campaign, newest first,
+    and the ids among them this page inserted. Both gain the new assets, so later items of
+    the same page are compared with these too. The rows go out in one bulk INSERT on
     the session's connection: ORM objects and their flush cost more than the statement (uploads
     are stored while the event loop receives others, and this work holds the GIL it waits for).
     """
     limit = MAX_IMAGES_PER_POST if incoming.origin == Origin.collected else MAX_IMAGES_PER_UPLOAD
     images = list(incoming.images)[:limit]
-    near = False
-    rows = []
-    for position, item in enumerate(images):
-        row = _asset_row(storage, submission, position, item)
-        row["duplicate_of_id"] = _duplicate_of(row["sha256"], row["phash"], known, near_distance)
-        near = near or row["duplicate_of_id"] is not None
-        rows.append(row)
+    known, local = compared
+    rows = [_asset_row(storage, submission, position, item) for position, item in enumerate(images)]
+    _point_at_duplicates(session, campaign, rows, compared, near_distance)
+    near = any(row["duplicate_of_id"] is not None for row in rows)
     if rows:
         # ids, so later items of the same page can point at these; RETURNING may come in any
         # order, so each id is matched to its row by position.
@@ -391,7 +390,37 @@ def _store_images(
         )
         ids = {position: asset_id for position, asset_id in stored if asset_id is not None}
         known[:0] = [(ids[row["position"]], row["phash"], row["sha256"]) for row in rows]
+        local.update(ids.values())
     return len(images), near
+
+
+def _point_at_duplicates(
+    session: Session,
+    campaign: Campaign,
+    rows: Sequence[dict[str, Any]],
+    compared: tuple[list[Hash], set[int]],
+    near_distance: int,
+) -> None:
+    """Set each row's ``duplicate_of_id``: the image it repeats among those that still exist.
+
+    Recent hashes are kept per process (``recent_hashes``), so a match may be an image
+    deleted since; such images are forgotten and the rows compared again.
+    """
+    known, local = compared
+    while True:
+        for row in rows:
+            row["duplicate_of_id"] = _duplicate_of(
+                row["sha256"], row["phash"], known, near_distance
+            )
+        matched = [row["duplicate_of_id"] for row in rows]
+        outside = [
+            asset_id for asset_id in matched if asset_id is not None and asset_id not in local
+        ]
+        gone = set(outside) - existing(session, outside)
+        if not gone:
+            return
+        forget(session, campaign, gone)
+        known[:] = [entry for entry in known if entry[0] not in gone]
 
 
 def _asset_row(
@@ -413,20 +442,7 @@ def _asset_row(
     )
 
 
-def _recent_hashes(session: Session, campaign: Campaign) -> list[tuple[int, int, str]]:
-    rows = session.exec(
-        select(MediaAsset.id, MediaAsset.phash, MediaAsset.sha256)
-        .join(Submission, col(Submission.id) == col(MediaAsset.submission_id))
-        .where(Submission.campaign_id == campaign.id)
-        .order_by(col(MediaAsset.id).desc())
-        .limit(NEAR_DUPLICATE_WINDOW)
-    ).all()
-    return [(int(i), int(p), str(s)) for i, p, s in rows if i is not None]
-
-
-def _duplicate_of(
-    sha256: str, phash: int, known: list[tuple[int, int, str]], max_distance: int
-) -> int | None:
+def _duplicate_of(sha256: str, phash: int, known: list[Hash], max_distance: int) -> int | None:
     for asset_id, _phash, sha in known:
         if sha == sha256:
             return asset_id
