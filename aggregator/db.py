@@ -7,10 +7,12 @@ newest Alembic revision; it is what ``aggregator init`` and application start-up
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
@@ -29,6 +31,32 @@ def engine_of(session: Session) -> Engine:
     """The engine a session is bound to."""
     bind = session.get_bind()
     return bind if isinstance(bind, Engine) else bind.engine
+
+
+T = TypeVar("T")
+
+
+class PerEngine(Generic[T]):
+    """Process state kept for each engine (a lock, a committer, kept rows), made on first use
+    by ``factory(engine)`` and dropped with the engine."""
+
+    def __init__(self, factory: Callable[[Engine], T]) -> None:
+        self._factory = factory
+        self._values: weakref.WeakKeyDictionary[Engine, T] = weakref.WeakKeyDictionary()
+        self._guard = threading.Lock()
+
+    def __call__(self, engine: Engine) -> T:
+        """The engine's value, made now if it has none."""
+        with self._guard:
+            value = self._values.get(engine)
+            if value is None:
+                value = self._values[engine] = self._factory(engine)
+            return value
+
+    def clear(self) -> None:
+        """Forget every engine's value (the next use makes a new one)."""
+        with self._guard:
+            self._values.clear()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 import time
-import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Engine, bindparam, event
+from sqlalchemy import bindparam, event
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from aggregator.db import engine_of
+from aggregator.db import PerEngine, engine_of
 from aggregator.errors import InvalidInput, NotFound
 from aggregator.models import CONSENT_SCOPES, Campaign, ModerationMode, Source
 
@@ -122,10 +120,7 @@ def get_campaign(*, session: Session, slug: str) -> Campaign:
 
 
 # Per database (engine): slug → (monotonic time read, detached campaign).
-_KEPT: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, Campaign]]] = (
-    weakref.WeakKeyDictionary()
-)
-_KEPT_GUARD = threading.Lock()
+_KEPT: PerEngine[dict[str, tuple[float, Campaign]]] = PerEngine(lambda _engine: {})
 
 
 def kept_campaign(*, session: Session, slug: str) -> Campaign:
@@ -137,18 +132,17 @@ def kept_campaign(*, session: Session, slug: str) -> Campaign:
     1.37× the minimal endpoint with it, 1.24× without). The copy is detached and shared:
     read it, never change it. A change to any campaign saved in this process clears every
     copy at once; other processes see it within ``KEEP_SECONDS``. A missing campaign is
-    never kept.
+    never kept. (The commit stamp that keeps public pages, ``commit_stamp``, cannot decide
+    here: every upload's rate count is a commit.)
     """
-    engine = engine_of(session)
+    kept = _KEPT(engine_of(session))
     now = time.monotonic()
-    with _KEPT_GUARD:
-        kept = _KEPT.setdefault(engine, {}).get(slug)
-    if kept is not None and now - kept[0] < KEEP_SECONDS:
-        return kept[1]
+    found = kept.get(slug)
+    if found is not None and now - found[0] < KEEP_SECONDS:
+        return found[1]
     campaign = get_campaign(session=session, slug=slug)
     session.expunge(campaign)
-    with _KEPT_GUARD:
-        _KEPT.setdefault(engine, {})[slug] = (now, campaign)
+    kept[slug] = (now, campaign)
     return campaign
 
 
@@ -156,8 +150,7 @@ def kept_campaign(*, session: Session, slug: str) -> Campaign:
 @event.listens_for(Campaign, "after_update")
 @event.listens_for(Campaign, "after_delete")
 def _forget_kept(*_args: Any) -> None:
-    with _KEPT_GUARD:
-        _KEPT.clear()
+    _KEPT.clear()
 
 
 def create_source(

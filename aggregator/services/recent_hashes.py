@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import bisect
 import threading
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from aggregator.db import engine_of
+from aggregator.db import PerEngine, engine_of
 from aggregator.models import Campaign, MediaAsset, Submission
 
 # How many of the campaign's most recent images new ones are compared with.
@@ -43,16 +41,14 @@ class _Kept:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_KEPT: weakref.WeakKeyDictionary[Engine, dict[int, _Kept]] = weakref.WeakKeyDictionary()
-_GUARD = threading.Lock()
+_KEPT: PerEngine[dict[int, _Kept]] = PerEngine(lambda _engine: {})
 
 
 def recent_hashes(session: Session, campaign: Campaign) -> list[Hash]:
     """The campaign's ``WINDOW`` most recent images as of this session, newest first (a list
     of the caller's own to extend)."""
     assert campaign.id is not None
-    with _GUARD:
-        kept = _KEPT.setdefault(engine_of(session), {}).setdefault(campaign.id, _Kept())
+    kept = _KEPT(engine_of(session)).setdefault(campaign.id, _Kept())
     with kept.lock:
         above = max(kept.upto - RESCAN, 0)
         fresh = _read(session, campaign.id, above=above)
@@ -68,8 +64,7 @@ def recent_hashes(session: Session, campaign: Campaign) -> list[Hash]:
 def forget(session: Session, campaign: Campaign, asset_ids: Iterable[int]) -> None:
     """Drop images found to be gone from this process's list of the campaign."""
     gone = set(asset_ids)
-    with _GUARD:
-        kept = _KEPT.get(engine_of(session), {}).get(campaign.id or 0)
+    kept = _KEPT(engine_of(session)).get(campaign.id or 0)
     if kept is not None and gone:
         with kept.lock:
             kept.rows = [row for row in kept.rows if row[0] not in gone]

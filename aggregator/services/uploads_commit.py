@@ -38,7 +38,7 @@ from typing import BinaryIO
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col
 
-from aggregator.db import engine_of
+from aggregator.db import PerEngine, engine_of
 from aggregator.media.storage import Storage
 from aggregator.models import Campaign, StagedPhoto
 from aggregator.services.ingest import Incoming, Ingested, ingest_page
@@ -241,15 +241,9 @@ def _grouped(group: Sequence[Job]) -> list[list[Job]]:
     return list(by_key.values())
 
 
-_COMMITTERS: weakref.WeakKeyDictionary[Engine, GroupCommitter] = weakref.WeakKeyDictionary()
-_COMMITTERS_GUARD = threading.Lock()
+_COMMITTERS = PerEngine(GroupCommitter)
 
 
 def committer_for(session: Session) -> GroupCommitter:
     """The group committer of the session's engine (one per engine and process)."""
-    engine = engine_of(session)
-    with _COMMITTERS_GUARD:
-        committer = _COMMITTERS.get(engine)
-        if committer is None:
-            committer = _COMMITTERS[engine] = GroupCommitter(engine)
-        return committer
+    return _COMMITTERS(engine_of(session))

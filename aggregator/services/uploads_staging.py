@@ -19,7 +19,7 @@ from typing import Final
 from sqlalchemy import Connection, Engine, delete, event
 from sqlmodel import Session, col, select
 
-from aggregator.db import engine_of
+from aggregator.db import PerEngine, engine_of
 from aggregator.errors import AggregatorError
 from aggregator.media import Derivative, ProcessedImage
 from aggregator.media.storage import Storage, suffix_for
@@ -28,7 +28,7 @@ from aggregator.services.uploads_problems import MESSAGES, Problem
 from aggregator.services.users import hash_token
 
 STAGE_TTL: Final = timedelta(hours=1)
-_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_WRITE_LOCKS = PerEngine(lambda _engine: threading.Lock())
 _GUARD = threading.Lock()
 
 
@@ -44,9 +44,7 @@ def write_lock(session: Session) -> Iterator[None]:
     if engine.dialect.name != "sqlite":
         yield
         return
-    with _GUARD:
-        lock = _WRITE_LOCKS.setdefault(engine, threading.Lock())
-    with lock:
+    with _WRITE_LOCKS(engine):
         yield
 
 
