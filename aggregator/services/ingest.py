@@ -24,7 +24,6 @@ from sqlmodel import Session, SQLModel, col, select
 
 from aggregator.config import Settings
 from aggregator.media import MediaLimits, ProcessedImage
-from aggregator.media.dedup import near_duplicates
 from aggregator.media.storage import Storage, suffix_for
 from aggregator.models import (
     AuditEntry,
@@ -36,7 +35,7 @@ from aggregator.models import (
     SubmissionStatus,
     utcnow,
 )
-from aggregator.services.recent_hashes import Hash, existing, forget, recent_hashes
+from aggregator.services.recent_hashes import PageHashes, existing, forget, recent_hashes
 from aggregator.services.rules import campaign_rules
 from aggregator.services.users import hash_token
 
@@ -221,8 +220,7 @@ def _create_all(
         )
     ]
     submissions = _insert_submissions(session, rows)
-    known: list[Hash] | None = None
-    local: set[int] = set()  # assets inserted by this page: they exist
+    known: PageHashes | None = None
     audits = []
     for submission, (incoming, _receipt), (status, hits) in zip(
         submissions, items, decisions, strict=True
@@ -231,7 +229,7 @@ def _create_all(
         if incoming.images:
             known = recent_hashes(session, campaign) if known is None else known
             stored, near = _store_images(
-                session, storage, campaign, submission, incoming, (known, local), near_distance
+                session, storage, campaign, submission, incoming, known, near_distance
             )
             if near:
                 submission.flags = _flags(incoming, True, hits)
@@ -361,22 +359,21 @@ def _store_images(
     campaign: Campaign,
     submission: Submission,
     incoming: Incoming,
-    compared: tuple[list[Hash], set[int]],
+    known: PageHashes,
     near_distance: int,
 ) -> tuple[int, bool]:
     """Store an item's images (up to the origin's limit) as assets: (count, any duplicate).
 
-    ``compared`` is what they are compared with: recent hashes of the campaign, newest first,
-    and the ids among them this page inserted. Both gain the new assets, so later items of
-    the same page are compared with these too. The rows go out in one bulk INSERT on
-    the session's connection: ORM objects and their flush cost more than the statement (uploads
-    are stored while the event loop receives others, and this work holds the GIL it waits for).
+    ``known`` is what they are compared with (the campaign's recent images); it gains the new
+    assets, so later items of the same page are compared with these too. The rows go out in
+    one bulk INSERT on the session's connection: ORM objects and their flush cost more than
+    the statement (uploads are stored while the event loop receives others, and this work
+    holds the GIL it waits for).
     """
     limit = MAX_IMAGES_PER_POST if incoming.origin == Origin.collected else MAX_IMAGES_PER_UPLOAD
     images = list(incoming.images)[:limit]
-    known, local = compared
     rows = [_asset_row(storage, submission, position, item) for position, item in enumerate(images)]
-    _point_at_duplicates(session, campaign, rows, compared, near_distance)
+    _point_at_duplicates(session, campaign, rows, known, near_distance)
     near = any(row["duplicate_of_id"] is not None for row in rows)
     if rows:
         # ids, so later items of the same page can point at these; RETURNING may come in any
@@ -389,8 +386,8 @@ def _store_images(
             .all()
         )
         ids = {position: asset_id for position, asset_id in stored if asset_id is not None}
-        known[:0] = [(ids[row["position"]], row["phash"], row["sha256"]) for row in rows]
-        local.update(ids.values())
+        for row in rows:
+            known.add_own(ids[row["position"]], row["phash"], row["sha256"])
     return len(images), near
 
 
@@ -398,7 +395,7 @@ def _point_at_duplicates(
     session: Session,
     campaign: Campaign,
     rows: Sequence[dict[str, Any]],
-    compared: tuple[list[Hash], set[int]],
+    known: PageHashes,
     near_distance: int,
 ) -> None:
     """Set each row's ``duplicate_of_id``: the image it repeats among those that still exist.
@@ -406,21 +403,17 @@ def _point_at_duplicates(
     Recent hashes are kept per process (``recent_hashes``), so a match may be an image
     deleted since; such images are forgotten and the rows compared again.
     """
-    known, local = compared
     while True:
         for row in rows:
-            row["duplicate_of_id"] = _duplicate_of(
-                row["sha256"], row["phash"], known, near_distance
-            )
+            row["duplicate_of_id"] = known.duplicate_of(row["sha256"], row["phash"], near_distance)
         matched = [row["duplicate_of_id"] for row in rows]
         outside = [
-            asset_id for asset_id in matched if asset_id is not None and asset_id not in local
+            asset_id for asset_id in matched if asset_id is not None and not known.is_own(asset_id)
         ]
         gone = set(outside) - existing(session, outside)
         if not gone:
             return
         forget(session, campaign, gone)
-        known[:] = [entry for entry in known if entry[0] not in gone]
 
 
 def _asset_row(
@@ -440,11 +433,3 @@ def _asset_row(
         slide_bytes=len(image.slide.data),
         **image.columns(),
     )
-
-
-def _duplicate_of(sha256: str, phash: int, known: list[Hash], max_distance: int) -> int | None:
-    for asset_id, _phash, sha in known:
-        if sha == sha256:
-            return asset_id
-    matches = near_duplicates(phash, ((i, p) for i, p, _s in known), max_distance=max_distance)
-    return matches[0] if matches else None
