@@ -2,6 +2,7 @@
 """Upload benchmark (issue 5): concurrent 8 MB photo uploads against the upload form.
 
     .venv/bin/python scripts/bench_upload.py [--clients 32] [--rounds 3] [--size-mb 8]
+        [--campaign-images 20000]
 
 Starts two uvicorn servers on loopback, one after the other, each in its own process:
 
@@ -10,10 +11,12 @@ Starts two uvicorn servers on loopback, one after the other, each in its own pro
   multipart with the per-file cap, the processing step, the submission and its receipt.
   Image *processing* (reading the received photo into memory, decoding, resizing, encoding)
   is excluded by replacing the pipeline factory behind the ``get_processor`` dependency with
-  one that returns a photo processed once beforehand: that cost belongs to the media
-  pipeline's benchmark. Everything
-  else (parsing, spooling to disk, the rate counter, writing derivatives, the submission
-  rows and their commit) runs for real.
+  one that returns a photo processed once beforehand, under a new identity (sha256 and
+  perceptual hash) each time, as different people's photos would be: that cost belongs to
+  the media pipeline's benchmark. Everything else (parsing, spooling to disk, the rate
+  counter, writing derivatives, the duplicate search, the submission rows and their commit)
+  runs for real. ``--campaign-images N`` gives the campaign N earlier images first (the
+  duplicate search compares each new photo with up to 20,000 of them).
 * **minimal Starlette**: one endpoint that streams the same request bodies to a file on disk
   and answers 201 — the floor any upload endpoint on this stack can reach.
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import io
 import os
 import random
@@ -95,7 +99,8 @@ def serve_app(port: int, workdir: Path) -> None:
 
     from aggregator.app import create_app
     from aggregator.config import Settings
-    from aggregator.media import process_image
+    from aggregator.media import ProcessedImage, process_image
+    from aggregator.media.dedup import to_signed64
     from aggregator.services import uploads
 
     settings = Settings(
@@ -107,9 +112,15 @@ def serve_app(port: int, workdir: Path) -> None:
         upload_rate_limit=1_000_000,
     )
     canned = process_image(make_small_jpeg())
+    rng = random.Random()
+
+    def processed(_file: object) -> ProcessedImage:
+        phash = to_signed64(rng.getrandbits(64))
+        return dataclasses.replace(canned, sha256=secrets.token_hex(32), phash=phash)
+
     # Swap the pipeline factory that get_processor calls (a FastAPI dependency override would
     # add its own per-request cost, which production does not pay).
-    uploads.make_processor = lambda _settings: lambda _file: canned
+    uploads.make_processor = lambda _settings: processed
     app = create_app(settings, start_scheduler=False)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
@@ -145,14 +156,26 @@ def serve_minimal(port: int, workdir: Path) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def prepare_database(workdir: Path) -> None:
+def prepare_database(workdir: Path, images: int) -> None:
+    """A new database with the campaign and ``images`` earlier images of it (rows only)."""
+    from datetime import UTC, datetime
+
+    from bench_rows import asset_row, insert_rows, submission_row
+
     from aggregator.db import make_engine, migrate, session_scope
     from aggregator.services.campaigns import create_campaign
 
     engine = make_engine(f"sqlite:///{workdir / 'bench.db'}")
     migrate(engine)
     with session_scope(engine) as session:
-        create_campaign(session=session, slug=SLUG, name="Bench", hashtags=["bench"])
+        campaign = create_campaign(session=session, slug=SLUG, name="Bench", hashtags=["bench"])
+    at, rng = datetime.now(UTC), random.Random(11)
+    ids = range(1, images + 1)
+    insert_rows(
+        engine,
+        [submission_row(n, campaign.id or 0, at) for n in ids],
+        [{**asset_row(n, at), "phash": rng.getrandbits(63) - 2**62} for n in ids],
+    )
     engine.dispose()
 
 
@@ -299,10 +322,9 @@ async def load(
 
 
 def run(args: argparse.Namespace) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="bench-upload-"))
+    base = Path(tempfile.mkdtemp(prefix="bench-upload-"))
     jpeg = make_jpeg(args.size_mb)
     body, headers = form_body(jpeg)
-    prepare_database(workdir)
     servers = (
         ("serve-app", "We Remember POST /c/{slug}/submit", f"/c/{SLUG}/submit", 303),
         ("serve-minimal", "minimal Starlette (stream to disk)", "/upload", 201),
@@ -314,6 +336,10 @@ def run(args: argparse.Namespace) -> int:
     peak: dict[str, int] = {}
     for _pass in range(args.passes):
         for mode, name, path, expect in servers:
+            # Every run of our server starts from the same state: a new database and folder.
+            workdir = Path(tempfile.mkdtemp(dir=base))
+            if mode == "serve-app":
+                prepare_database(workdir, args.campaign_images)
             port = free_port()
             process = start(mode, port, workdir)
             try:
@@ -341,7 +367,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"upload benchmark: {args.clients} concurrent clients × {args.rounds} rounds × "
         f"{len(jpeg) / 2**20:.1f} MB JPEG = {uploads} uploads per server and pass, "
-        f"best of {args.passes} alternating passes (image processing excluded)"
+        f"best of {args.passes} alternating passes (image processing excluded), "
+        f"{args.campaign_images:,} earlier images in the campaign"
     )
     print(
         f"{'endpoint':<38} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7} {'peak RSS MB':>12} "
@@ -363,7 +390,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.keep:
         import shutil
 
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
     return 0 if met else 1
 
 
@@ -381,6 +408,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--size-mb", type=float, default=8.0)
+    parser.add_argument(
+        "--campaign-images", type=int, default=0, help="Earlier images in the campaign."
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the working folder.")
     return run(parser.parse_args())
 

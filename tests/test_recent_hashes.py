@@ -77,9 +77,12 @@ def test_images_another_process_stores_are_compared_too(
 
 
 def test_an_image_committed_late_with_an_earlier_id_is_not_missed(
-    engine: Engine, settings: Settings, session: Session
+    engine: Engine, settings: Settings, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On PostgreSQL a transaction may commit after another that took later ids."""
+    """On PostgreSQL a transaction may commit after another that took later ids: the next
+    rescan (at most ``RESCAN_SECONDS`` later) reads it."""
+    clock = [1000.0]
+    monkeypatch.setattr(recent_hashes, "monotonic", lambda: clock[0])
     campaign = make_campaign(session)
     other = make_engine(engine.url.render_as_string(hide_password=False))
     try:  # another process stores two photos; the first one's row is held back
@@ -94,6 +97,7 @@ def test_an_image_committed_late_with_an_earlier_id_is_not_missed(
     upload(engine, settings, campaign, BLUE)  # this process reads past the red photo's id
     with engine.begin() as connection:  # which only now commits
         connection.execute(insert(MediaAsset).values(row))
+    clock[0] += recent_hashes.RESCAN_SECONDS
     copy = upload(engine, settings, campaign, RED)
     assert asset_of(session, copy).duplicate_of_id == late.id
 

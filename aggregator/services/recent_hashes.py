@@ -5,9 +5,11 @@ them with the campaign's ``WINDOW`` most recent images. Reading those for every 
 40 ms of CPU with 20,000 images (SQLite, this project's machine), all of it in a worker
 thread holding the GIL the event loop receiving uploads waits for. Here each process keeps
 the window, indexed (``media.dedup.HashWindow``: comparing one image with 20,000 by a scan
-took another 2.6 ms), and reads only what is new since it last looked, plus the last
-``RESCAN`` ids again: on PostgreSQL a transaction can commit after another that took later
-ids, and its images must not be missed.
+took another 2.6 ms), and reads only what is new since it last looked. At most every
+``RESCAN_SECONDS`` it also reads the last ``RESCAN`` ids again: on PostgreSQL a transaction
+can commit after another that took later ids, and SQLite gives the id of a deleted newest
+row to the next one; such images are compared with from the next rescan on. (Reading those
+1,000 rows for every page cost 2–3 ms in the write transaction that uploads wait on.)
 
 Images are deleted too (a withdrawal, a takedown, retention): a kept hash may be gone. A
 match found here is therefore checked against the database before it is written
@@ -19,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Final
 
 from sqlmodel import Session, col, select
@@ -29,14 +32,17 @@ from aggregator.models import Campaign, MediaAsset, Submission
 
 # How many of the campaign's most recent images new ones are compared with.
 WINDOW: Final = 20_000
-# Ids below the highest one seen that are read again each time (see the module docstring).
+# Ids below the highest one seen that a rescan reads again (see the module docstring).
 RESCAN: Final = 1_000
+# How often those ids are read again, at most (per campaign and process).
+RESCAN_SECONDS: Final = 1.0
 
 
 @dataclass
 class _Kept:
     window: HashWindow = field(default_factory=HashWindow)
     upto: int = 0  # the highest asset id read
+    rescanned_at: float = -RESCAN_SECONDS  # monotonic time of the last rescan
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -79,7 +85,10 @@ def recent_hashes(session: Session, campaign: Campaign) -> PageHashes:
     assert campaign.id is not None
     kept = _KEPT(engine_of(session)).setdefault(campaign.id, _Kept())
     with kept.lock:
-        above = max(kept.upto - RESCAN, 0)
+        now = monotonic()
+        above = kept.upto
+        if now - kept.rescanned_at >= RESCAN_SECONDS:
+            above, kept.rescanned_at = max(kept.upto - RESCAN, 0), now
         fresh = _read(session, campaign.id, above=above)
         # Above ``above`` the kept window becomes what the database has now: a row gone
         # from there is gone here, a late or reused id gets its current hashes.
