@@ -334,6 +334,7 @@ def run(args: argparse.Namespace) -> int:
     best: dict[str, Result] = {}
     errors: dict[str, int] = {}
     peak: dict[str, int] = {}
+    passes: dict[str, list[float]] = {}
     for _pass in range(args.passes):
         for mode, name, path, expect in servers:
             # Every run of our server starts from the same state: a new database and folder.
@@ -354,6 +355,7 @@ def run(args: argparse.Namespace) -> int:
                     process.kill()
                     process.wait()
             errors[mode] = errors.get(mode, 0) + result.errors
+            passes.setdefault(mode, []).append(result.throughput)
             peak[mode] = max(peak.get(mode, 0), result.peak_rss)
             if mode not in best or result.throughput > best[mode].throughput:
                 best[mode] = result
@@ -381,6 +383,9 @@ def run(args: argparse.Namespace) -> int:
         )
     ratio = floor.throughput / ours.throughput
     rss = ours.peak_rss / 2**20
+    # Each pass's own ratio too: the machine's speed drifts between sittings and passes.
+    paired = [f / o for o, f in zip(passes["serve-app"], passes["serve-minimal"], strict=True)]
+    print(f"per pass: {' '.join(f'{r:.2f}×' for r in paired)}")
     print(
         f"overhead: {ratio:.2f}× the minimal endpoint (target ≤ 1.2×); "
         f"peak server RSS {rss:.0f} MB (target ≤ 300 MB); errors {ours.errors} (target 0)"

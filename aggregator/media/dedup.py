@@ -68,15 +68,8 @@ class HashWindow:
         self._by_sha: dict[str, list[int]] = {}
         self._bands: tuple[dict[int, list[int]], ...] = tuple({} for _band in _BANDS)
 
-    def __len__(self) -> int:
-        return len(self._ids)
-
     def __contains__(self, asset_id: object) -> bool:
         return asset_id in self._rows
-
-    def ids(self) -> list[int]:
-        """Every asset id, newest (highest) first."""
-        return self._ids[::-1]
 
     def row(self, asset_id: int) -> tuple[int, str] | None:
         """(signed pHash, sha256) of ``asset_id``, if kept."""
