@@ -103,22 +103,16 @@ def main() -> int:
         store(5)
         recent_hashes._KEPT(engine)[campaign.id or 0].rescanned_at = float("-inf")
 
-    def raw_read() -> None:
+    def raw_read() -> list[tuple[int, int, str]]:
         connection = engine.raw_connection()
         try:
             cursor = connection.cursor()
             cursor.execute(RAW.format(campaign=campaign.id, window=window))
-            cursor.fetchall()
+            return cursor.fetchall()
         finally:
             connection.close()
 
-    connection = engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        cursor.execute(RAW.format(campaign=campaign.id, window=window))
-        rows = cursor.fetchall()
-    finally:
-        connection.close()
+    rows = raw_read()
 
     def scan_window(phash: int) -> object:
         # Comparing with every hash of the window, as ingest did before the window was indexed.
