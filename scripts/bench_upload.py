@@ -10,8 +10,8 @@ Starts two uvicorn servers on loopback, one after the other, each in its own pro
   exactly as a browser without JavaScript sends it: CSRF, upload window, rate limit, streaming
   multipart with the per-file cap, the processing step, the submission and its receipt.
   Image *processing* (reading the received photo into memory, decoding, resizing, encoding)
-  is excluded by replacing the pipeline factory behind the ``get_processor`` dependency with
-  one that returns a photo processed once beforehand, under a new identity (sha256 and
+  is excluded by replacing the pipeline factory (``uploads.make_processor``) with one that
+  returns a photo processed once beforehand, under a new identity (sha256 and
   perceptual hash) each time, as different people's photos would be: that cost belongs to
   the media pipeline's benchmark. Everything else (parsing, spooling to disk, the rate
   counter, writing derivatives, the duplicate search, the submission rows and their commit)
@@ -118,8 +118,8 @@ def serve_app(port: int, workdir: Path) -> None:
         phash = to_signed64(rng.getrandbits(64))
         return dataclasses.replace(canned, sha256=secrets.token_hex(32), phash=phash)
 
-    # Swap the pipeline factory that get_processor calls (a FastAPI dependency override would
-    # add its own per-request cost, which production does not pay).
+    # Swap the pipeline factory the upload step calls (production's own seam: nothing is added
+    # to the request path that production does not pay).
     uploads.make_processor = lambda _settings: processed
     app = create_app(settings, start_scheduler=False)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

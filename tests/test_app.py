@@ -65,3 +65,32 @@ def test_garbage_cookie_and_language_do_not_break_pages(client: TestClient) -> N
 def test_russian_front_page_is_translated(client: TestClient) -> None:
     html = client.get("/?lang=ru").text
     assert "Мы помним" in html
+
+
+def test_no_request_could_match_routes_of_two_routers() -> None:
+    """The routers are mounted with the participant's upload first (``routes/__init__.py``),
+    which is only safe while the order decides nothing: a request for any route's path and
+    method matches routes of its own router alone."""
+    import re
+
+    from starlette.routing import Match
+
+    from aggregator.web.routes import ALL_ROUTERS
+
+    def owners(method: str, path: str) -> set[int]:
+        scope = {"type": "http", "path": path, "method": method, "root_path": ""}
+        return {
+            index
+            for index, router in enumerate(ALL_ROUTERS)
+            for route in router.routes
+            if route.matches(scope)[0] == Match.FULL
+        }
+
+    checked = 0
+    for index, router in enumerate(ALL_ROUTERS):
+        for route in router.routes:
+            path = re.sub(r"\{[^}]+\}", "1", route.path)  # type: ignore[attr-defined]
+            for method in route.methods or {"GET"}:  # type: ignore[attr-defined]
+                assert owners(method, path) == {index}, (method, route.path)  # type: ignore[attr-defined]
+                checked += 1
+    assert checked > 50

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 import threading
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from starlette.datastructures import Headers
@@ -218,14 +220,20 @@ def photo_body(photo: bytes) -> bytes:
 async def test_received_bytes_are_written_by_the_writer_thread_not_the_event_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_pwritev = os.pwritev
+    real_pwritev, real_temporary_file = os.pwritev, tempfile.TemporaryFile
     writers: list[str] = []
+    creators: list[str] = []
 
     def pwritev(fd: int, buffers: list[memoryview], offset: int) -> int:
         writers.append(threading.current_thread().name)
         return real_pwritev(fd, buffers, offset)
 
+    def temporary_file(*args: Any, **kwargs: Any) -> Any:
+        creators.append(threading.current_thread().name)
+        return real_temporary_file(*args, **kwargs)
+
     monkeypatch.setattr(os, "pwritev", pwritev)
+    monkeypatch.setattr(tempfile, "TemporaryFile", temporary_file)
     photo = os.urandom(3 * MiB)
     stream = Body(photo_body(photo))
     with await receive_form(headers(), stream, max_file_bytes=4 * MiB, max_files=1) as form:
@@ -233,6 +241,7 @@ async def test_received_bytes_are_written_by_the_writer_thread_not_the_event_loo
         assert received.read() == photo
     assert len(writers) >= 3 * MiB // uploads_stream.WRITE_BYTES
     assert set(writers) == {"upload-writer"}
+    assert creators == ["upload-writer"]  # the temporary file too, not the event loop
     deadline = time.monotonic() + 10
     while not received.spool.closed and time.monotonic() < deadline:
         time.sleep(0.01)  # the close is queued behind the writes

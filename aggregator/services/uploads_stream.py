@@ -91,7 +91,7 @@ class ReceivedFile:
     filename: str
     content_type: str
     size: int = 0
-    spool: IO[bytes] = field(default_factory=lambda: _spool(), repr=False)
+    spool: IO[bytes] | None = field(default=None, repr=False)  # made by the first write
     _pending: list[memoryview] = field(default_factory=list, repr=False)
     _pending_bytes: int = field(default=0, repr=False)
     _handed: int = field(default=0, repr=False)  # bytes given to writes: the next offset
@@ -124,6 +124,8 @@ class ReceivedFile:
         with _DONE:
             _DONE.wait_for(lambda: self._writing == 0)
         self._raise_error()
+        if self.spool is None:  # nothing was ever written
+            return b""
         self.spool.seek(0)
         return self.spool.read()
 
@@ -141,7 +143,7 @@ class ReceivedFile:
 
     def _write_now(self, pieces: list[memoryview], offset: int) -> None:
         """Write ``pieces`` at ``offset`` (from any thread: two writes never overlap)."""
-        fd = self.spool.fileno()
+        fd = self._open_spool().fileno()
         while pieces:
             written = os.pwritev(fd, pieces, offset)
             if written <= 0:
@@ -152,11 +154,20 @@ class ReceivedFile:
             if written:
                 pieces[0] = pieces[0][written:]
 
+    def _open_spool(self) -> IO[bytes]:
+        """The temporary file, created by the first write (usually on the writer thread: on
+        the event loop, creating it cost 0.3 ms a file and far more while the disk was busy)."""
+        if self.spool is None:
+            with _SPOOLING:  # the writer thread and a caller writing directly may race
+                if self.spool is None:
+                    # Unbuffered: writes go to the descriptor itself (``pwritev``), and
+                    # ``read`` reads it back.
+                    self.spool = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 - closed by owner
+        return self.spool
 
-def _spool() -> IO[bytes]:
-    # Unbuffered: writes go to the descriptor itself (``pwritev``), and ``read`` reads it back.
-    return tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 - closed by owner
 
+# Guards the creation of temporary files (``ReceivedFile._open_spool``).
+_SPOOLING = threading.Lock()
 
 # Notified whenever a write of any file is done (``ReceivedFile.read`` waits on it).
 _DONE = threading.Condition()
@@ -205,8 +216,9 @@ class _Writer:
         while True:
             file, pieces, offset, size = self._jobs.get()
             if pieces is None:
-                with contextlib.suppress(OSError):  # nothing to lose: the file is anonymous
-                    file.spool.close()
+                if file.spool is not None:
+                    with contextlib.suppress(OSError):  # nothing to lose: the file is anonymous
+                        file.spool.close()
                 continue
             with self._lock:
                 self._queued -= size

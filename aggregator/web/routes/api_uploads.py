@@ -21,7 +21,6 @@ from aggregator.services import uploads as up
 from aggregator.services.uploads_stream import receive_form
 from aggregator.web.auth import client_ip
 from aggregator.web.routes.participate import (
-    ProcessorDep,
     app_settings,
     in_session,
     in_upload_step,
@@ -139,7 +138,7 @@ def _error(
         }
     },
 )
-async def create_submission(slug: str, request: Request, processor: ProcessorDep) -> Response:
+async def create_submission(slug: str, request: Request) -> Response:
     """Store one submission of 1–10 photos; refuses all of it if any photo is refused."""
     settings = app_settings(request)
     try:
@@ -177,7 +176,6 @@ async def create_submission(slug: str, request: Request, processor: ProcessorDep
             problems=problems,
             files=form.files,
             alts=[alts[i] if i < len(alts) else "" for i in range(len(form.files))],
-            processor=processor,
         )
     result = finished.ingested
     if result is None:

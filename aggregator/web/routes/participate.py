@@ -8,11 +8,11 @@ for the two upload paths (per-photo staging with JavaScript, one plain form with
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -34,22 +34,11 @@ router = APIRouter()
 T = TypeVar("T")
 
 
-async def get_processor(request: Request) -> up.Processor:
-    """The image pipeline as a dependency (the upload benchmark overrides it).
-
-    ``async`` although it does no I/O: FastAPI runs plain ``def`` dependencies in a worker
-    thread, a hop every upload would pay for nothing.
-    """
-    return up.make_processor(request.app.state.settings)
-
-
 def app_settings(request: Request) -> Settings:
-    """The app's settings, read in the handler (see get_processor for why no dependency)."""
+    """The app's settings, read in the handler: as a dependency, FastAPI would run it in a
+    worker thread (a plain ``def``), a hop every upload would pay for nothing."""
     settings: Settings = request.app.state.settings
     return settings
-
-
-ProcessorDep = Annotated[up.Processor, Depends(get_processor)]
 
 
 def upload_gates(request: Request) -> up.UploadGates:
@@ -71,9 +60,11 @@ async def in_session(request: Request, fn: Callable[..., T], /, **kwargs: Any) -
 
 
 async def in_upload_step(request: Request, fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Like ``in_session``, for an upload's last step: ``fn`` also gets ``gate`` (processing)
-    and runs on the threads of ``UploadGates`` (see there)."""
+    """Like ``in_session``, for an upload's last step: ``fn`` also gets the media pipeline
+    (``processor``, from ``uploads.make_processor``) and ``gate`` (processing), and runs on the
+    threads of ``UploadGates`` (see there)."""
     gates = upload_gates(request)
+    kwargs["processor"] = up.make_processor(app_settings(request))
     kwargs["gate"] = gates.processing
     return await _in_thread_session(request, fn, gates.threads, kwargs)
 
@@ -191,7 +182,7 @@ def _retry_headers(exc: AggregatorError) -> dict[str, str]:
 
 
 @router.post("/c/{slug}/photos", name="stage_photo", include_in_schema=False)
-async def stage_photo(slug: str, request: Request, processor: ProcessorDep) -> Response:
+async def stage_photo(slug: str, request: Request) -> Response:
     """One photo sent by the page's script: processed and kept for the form (JSON answer)."""
     settings = app_settings(request)
     lang = request.state.lang
@@ -218,7 +209,6 @@ async def stage_photo(slug: str, request: Request, processor: ProcessorDep) -> R
                 campaign=campaign,
                 owner=up.owner_of(request.state.csrf_token),
                 file=form.files[0],
-                processor=processor,
             )
     except AggregatorError as exc:
         problem = up.with_limits(up.problem_for(exc), settings)
@@ -254,7 +244,7 @@ def _multi(form: ReceivedForm) -> dict[str, list[str]]:
 
 
 @router.post("/c/{slug}/submit", name="submit_photos", include_in_schema=False)
-async def submit_photos(slug: str, request: Request, processor: ProcessorDep) -> Response:
+async def submit_photos(slug: str, request: Request) -> Response:
     """The form: staged photos (script) or the photos themselves (no script) → the queue."""
     settings = app_settings(request)
 
@@ -285,13 +275,12 @@ async def submit_photos(slug: str, request: Request, processor: ProcessorDep) ->
             headers=_retry_headers(exc),
         )
     with form:
-        return await _finish_submission(request, settings, processor, campaign, form)
+        return await _finish_submission(request, settings, campaign, form)
 
 
 async def _finish_submission(
     request: Request,
     settings: Settings,
-    processor: up.Processor,
     campaign: Campaign,
     form: ReceivedForm,
 ) -> Response:
@@ -338,7 +327,6 @@ async def _finish_submission(
         problems=problems,
         files=form.files,
         alts=[shared_alt] * len(form.files),
-        processor=processor,
         staged=[
             (row, IncomingImage(image, up.clean_alt(form.get(f"alt:{row.token}")) or shared_alt))
             for row, image in staged
