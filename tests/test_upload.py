@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from aggregator.media import ImageRejected
 from aggregator.models import AuditEntry, MediaAsset, Origin, Submission, SubmissionStatus, utcnow
 from aggregator.services import uploads as up
+from aggregator.services.uploads_commit import committer_for
 from aggregator.services.uploads_stream import ReceivedFile
 from aggregator.services.users import hash_token
 from tests.factories import make_campaign
@@ -418,3 +419,33 @@ def test_closing_a_campaign_refuses_the_very_next_upload(
         second = submit(client, campaign.slug, files=[("b.jpg", photo_jpeg(2), "image/jpeg")])
         assert second.status_code == 403
     assert counts(session) == (1, 1, 0)
+
+
+def test_every_upload_stops_counting_as_in_progress_when_it_is_answered(
+    tmp_path: Path, database_url: str, session: Session
+) -> None:
+    """A group of submissions waits for uploads in progress (uploads_commit): one left counted
+    after its answer, stored or refused, would make every later group wait."""
+    campaign = make_campaign(session)
+    with app_client(tmp_path, database_url, upload_rate_limit=3) as (client, _settings):
+        committer = committer_for(client.app.state.engine)  # type: ignore[attr-defined]
+        open_page(client, campaign.slug)
+        statuses = []
+        for spec in [
+            ("a.jpg", photo_jpeg(1), "image/jpeg"),
+            ("b.txt", b"not a photo", "text/plain"),
+        ]:
+            statuses.append(submit(client, campaign.slug, files=[spec]).status_code)
+            assert committer._in_progress == 0
+        statuses.append(submit(client, campaign.slug, files=[], csrf=False).status_code)
+        assert committer._in_progress == 0
+        statuses.append(
+            client.post(
+                f"/api/v1/campaigns/{campaign.slug}/submissions",
+                files=[("photos", ("c.jpg", photo_jpeg(2), "image/jpeg"))],
+                data={"consent": "projection"},
+            ).status_code
+        )
+        assert committer._in_progress == 0
+    assert statuses[0] == 303 and statuses[1] == 415 and statuses[2] == 403
+    assert statuses[3] == 429  # the API counts against the same limit of three

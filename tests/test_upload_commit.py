@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -14,6 +15,7 @@ from aggregator.config import Settings
 from aggregator.media import ProcessedImage, process_image
 from aggregator.media.storage import LocalStorage
 from aggregator.models import Campaign, MediaAsset, Submission
+from aggregator.services import uploads_commit
 from aggregator.services.ingest import IncomingImage, Ingested
 from aggregator.services.uploads import ParticipantFields, store_submission
 from aggregator.services.uploads_commit import GroupCommitter, committer_for
@@ -146,3 +148,67 @@ def test_one_committer_per_engine(session: Session) -> None:
     assert committer_for(session) is committer_for(session)
     with Session(session.get_bind()) as other:
         assert committer_for(other) is committer_for(session)
+
+
+def test_a_group_waits_for_an_upload_still_on_its_way(
+    settings: Settings, engine: Engine, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first submission to queue waits for another upload in progress (its photos still
+    arriving) and both are written in one transaction, as soon as the second queues."""
+    monkeypatch.setattr(uploads_commit, "LINGER_SECONDS", 60)  # only the second ends the wait
+    storage = LocalStorage(settings.effective_media_dir)
+    campaign = make_campaign(session)
+    committer = committer_for(session)
+    commits: list[object] = []
+    count_commit = commits.append  # one bound method, so that it can be removed
+    event.listen(engine, "commit", count_commit)
+    first: list[Ingested] = []
+
+    def first_upload() -> None:
+        with committer.in_progress(), Session(engine, expire_on_commit=False) as own:
+            first.append(_store(settings, storage, campaign, process_image(jpeg_bytes()))(own))
+
+    with committer.in_progress():  # the second upload: admitted, its photos still arriving
+        thread = threading.Thread(target=first_upload)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not committer._queue and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(committer._queue) == 1 and not commits  # queued, and waiting
+        second = _store(settings, storage, campaign, process_image(jpeg_bytes(color=(9, 9, 9))))(
+            session
+        )
+    thread.join(timeout=30)
+    event.remove(engine, "commit", count_commit)
+    assert not thread.is_alive() and first and second.receipt_token
+    assert len(commits) == 1  # one transaction for both
+    assert counts(session) == (2, 2, 0)
+
+
+@pytest.mark.parametrize("in_progress", [True, False], ids=["lone upload", "bulk import"])
+def test_a_lone_submission_never_waits(
+    settings: Settings,
+    engine: Engine,
+    session: Session,
+    monkeypatch: pytest.MonkeyPatch,
+    in_progress: bool,
+) -> None:
+    monkeypatch.setattr(uploads_commit, "LINGER_SECONDS", 60)  # a wait would hang the test
+    storage = LocalStorage(settings.effective_media_dir)
+    campaign = make_campaign(session)
+    committer = committer_for(session)
+    done: list[Ingested] = []
+
+    def upload() -> None:
+        with Session(engine, expire_on_commit=False) as own:
+            store = _store(settings, storage, campaign, process_image(jpeg_bytes()))
+            if in_progress:
+                with committer.in_progress():
+                    done.append(store(own))
+            else:
+                done.append(store(own))
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    thread.join(timeout=20)
+    assert not thread.is_alive() and done and counts(session) == (1, 1, 0)

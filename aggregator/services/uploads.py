@@ -418,8 +418,7 @@ def store_submission(
         consent=fields.consent,
     )
     committer = committer_for(session)
-    with committer.expecting():
-        prestored, written = _prestore(storage, images, staged)
+    prestored, written = _prestore(storage, images, staged)
     job = Job(
         campaign=campaign,
         incoming=incoming,

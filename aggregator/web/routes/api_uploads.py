@@ -24,6 +24,7 @@ from aggregator.web.routes.participate import (
     app_settings,
     in_session,
     in_upload_step,
+    upload_in_progress,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["uploads"])
@@ -140,6 +141,11 @@ def _error(
 )
 async def create_submission(slug: str, request: Request) -> Response:
     """Store one submission of 1–10 photos; refuses all of it if any photo is refused."""
+    with upload_in_progress(request):
+        return await _create_submission(slug, request)
+
+
+async def _create_submission(slug: str, request: Request) -> Response:
     settings = app_settings(request)
     try:
         campaign = await in_session(

@@ -8,6 +8,7 @@ for the two upload paths (per-photo staging with JavaScript, one plain form with
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ from aggregator.services import uploads as up
 from aggregator.services.campaigns import DEFAULT_CONSENT, get_campaign, localized
 from aggregator.services.ingest import IncomingImage
 from aggregator.services.poster import sign_text
+from aggregator.services.uploads_commit import committer_for
 from aggregator.services.uploads_stream import ReceivedForm, mib, receive_form
 from aggregator.web.auth import client_ip
 from aggregator.web.csrf import check_csrf
@@ -81,6 +83,12 @@ async def _in_thread_session(
             return fn(session=session, **kwargs)
 
     return await anyio.to_thread.run_sync(call, limiter=limiter)
+
+
+def upload_in_progress(request: Request) -> AbstractContextManager[None]:
+    """Count this upload as on its way to the group commit, from its arrival until it is
+    answered (see ``uploads_commit``: a group waits briefly for uploads on their way)."""
+    return committer_for(request.app.state.engine).in_progress()
 
 
 def check_same_origin(request: Request) -> None:
@@ -246,6 +254,11 @@ def _multi(form: ReceivedForm) -> dict[str, list[str]]:
 @router.post("/c/{slug}/submit", name="submit_photos", include_in_schema=False)
 async def submit_photos(slug: str, request: Request) -> Response:
     """The form: staged photos (script) or the photos themselves (no script) → the queue."""
+    with upload_in_progress(request):
+        return await _receive_submission(slug, request)
+
+
+async def _receive_submission(slug: str, request: Request) -> Response:
     settings = app_settings(request)
 
     def before_files(form: ReceivedForm) -> None:
