@@ -13,7 +13,7 @@ each for eight), so submissions are written in groups:
 * whoever gets the turn writes *everything* queued so far in one transaction (the leader),
   and the others find their result ready when they get the turn (followers): no extra
   thread, no trip through the event loop;
-* while other uploads of the process are still on their way (``in_progress``: admitted,
+* while other uploads of the process are still on their way (``in_progress``: arrived,
   their photos streaming in, being processed or written, but not queued yet), the leader
   waits for them, at most ``LINGER_SECONDS``, rather than leave them groups of their own:
   the wait is what makes the groups big enough to be cheap (like PostgreSQL's
@@ -155,8 +155,8 @@ class GroupCommitter:
 
     @contextmanager
     def in_progress(self) -> Iterator[None]:
-        """Around an upload from its admission until it is answered (any thread; the wait
-        for the lock is only ever for a few list operations)."""
+        """Around an upload from its arrival until it is answered (any thread, the event
+        loop too: the lock is only ever held for a few counter and list operations)."""
         with self._changed:
             self._in_progress += 1
         try:
