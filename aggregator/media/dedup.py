@@ -53,6 +53,12 @@ def _flips(width: int, radius: int) -> tuple[int, ...]:
     )
 
 
+@functools.cache
+def _probe_count(radius: int) -> int:
+    """How many lookups a search of the bands within ``radius`` bits of each makes."""
+    return sum(len(_flips(width, radius)) for _shift, width in _BANDS)
+
+
 class HashWindow:
     """Image hashes by asset id, searched by exact sha256 and by pHash distance.
 
@@ -149,9 +155,8 @@ class HashWindow:
             return -1, max(same)
         value = to_unsigned64(phash)
         radius = max_distance // len(_BANDS)
-        probes = sum(len(_flips(width, radius)) for _shift, width in _BANDS)
         rows = self._rows
-        if probes >= len(rows):
+        if _probe_count(radius) >= len(rows):
             candidates: Iterable[int] = rows
         else:  # an id may come from several bands: compared twice, no harm
             candidates = [
