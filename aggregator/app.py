@@ -16,6 +16,7 @@ from aggregator.commit_stamp import CommitStamp
 from aggregator.config import Settings
 from aggregator.db import make_engine
 from aggregator.media.storage import LocalStorage
+from aggregator.services.uploads_worker import UploadWorker
 from aggregator.web.auth import optional_user
 from aggregator.web.body_cache import BodyCache
 from aggregator.web.errors import install_error_handlers
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, start_scheduler: bool | None = None) -> Fa
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             app.state.public_bodies.stamp.close()  # before any await a cancel could cut
+            app.state.upload_worker.stop()  # lets the uploads it is storing finish
             await app.state.http.aclose()
             app.state.engine.dispose()
 
@@ -77,6 +79,7 @@ def create_app(settings: Settings, *, start_scheduler: bool | None = None) -> Fa
     app.state.engine = make_engine(settings.effective_database_url)
     app.state.public_bodies = BodyCache(CommitStamp(app.state.engine))
     app.state.storage = LocalStorage(settings.effective_media_dir)
+    app.state.upload_worker = UploadWorker(settings)  # its process starts with the first upload
     app.state.templates = make_templates()
     app.state.secret_key = settings.effective_secret_key()
     install_error_handlers(app)

@@ -29,6 +29,20 @@ class AggregatorError(Exception):
         if code is not None:
             self.code = code
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled whole, attributes and all, whatever a subclass's __init__ takes: the upload
+        # worker (services.uploads_worker) sends them to the web process.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(
+    cls: type[AggregatorError], args: tuple[object, ...], state: dict[str, object]
+) -> AggregatorError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class NotFound(AggregatorError):
     """The thing does not exist (or the caller may not know it exists)."""

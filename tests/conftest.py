@@ -167,7 +167,8 @@ def live_server(app: Any) -> Iterator[str]:
 
     with serve_app(app) as base_url:
         yield base_url
-    # uvicorn runs without lifespan here, so close the app's pool ourselves.
+    # uvicorn runs without lifespan here, so stop what the app started ourselves.
+    app.state.upload_worker.stop()
     app.state.engine.dispose()
 
 

@@ -8,14 +8,12 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import anyio
 import pytest
 from sqlmodel import Session, select
 
 from aggregator.media import ImageRejected
 from aggregator.models import AuditEntry, MediaAsset, Origin, Submission, SubmissionStatus, utcnow
 from aggregator.services import uploads as up
-from aggregator.services.uploads_commit import committer_for
 from aggregator.services.uploads_stream import ReceivedFile
 from aggregator.services.users import hash_token
 from tests.factories import make_campaign
@@ -370,12 +368,10 @@ def test_non_multipart_and_cut_off_bodies_are_refused(client: object, session: S
     assert counts(session) == (0, 0, 0)
 
 
-def test_processing_is_gated_across_upload_threads() -> None:
-    """Uploads in their last step share PROCESSING_CONCURRENCY decoders, on threads of
-    their own (not the shared pool that page views use)."""
-    gates = up.UploadGates.create()
-    assert gates.threads.total_tokens == up.UPLOAD_THREADS
-    assert gates.threads is not anyio.to_thread.current_default_thread_limiter
+def test_processing_holds_the_gate_of_concurrent_decoders() -> None:
+    """Uploads in their last step (the upload worker's UPLOAD_THREADS threads) share
+    PROCESSING_CONCURRENCY decoders: ``process_files`` decodes only while holding the gate."""
+    gate = threading.BoundedSemaphore(up.PROCESSING_CONCURRENCY)
     busy = peak = 0
     guard = threading.Lock()
 
@@ -392,12 +388,12 @@ def test_processing_is_gated_across_upload_threads() -> None:
     def upload() -> None:
         file = ReceivedFile("photos", "a.jpg", "image/jpeg")
         try:
-            [problem] = up.process_files([file], processor, gates.processing)  # type: ignore[arg-type]
+            [problem] = up.process_files([file], processor, gate)  # type: ignore[arg-type]
         finally:
             file.close()
         assert isinstance(problem, up.Problem) and problem.filename == "a.jpg"
 
-    threads = [threading.Thread(target=upload) for _ in range(8)]
+    threads = [threading.Thread(target=upload) for _ in range(up.UPLOAD_THREADS)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -428,7 +424,7 @@ def test_every_upload_stops_counting_as_in_progress_when_it_is_answered(
     after its answer, stored or refused, would make every later group wait."""
     campaign = make_campaign(session)
     with app_client(tmp_path, database_url, upload_rate_limit=3) as (client, _settings):
-        committer = committer_for(client.app.state.engine)  # type: ignore[attr-defined]
+        worker = client.app.state.upload_worker  # type: ignore[attr-defined]
         open_page(client, campaign.slug)
         statuses = []
         for spec in [
@@ -436,9 +432,9 @@ def test_every_upload_stops_counting_as_in_progress_when_it_is_answered(
             ("b.txt", b"not a photo", "text/plain"),
         ]:
             statuses.append(submit(client, campaign.slug, files=[spec]).status_code)
-            assert committer._in_progress == 0
+            assert worker.uploads_in_progress == 0
         statuses.append(submit(client, campaign.slug, files=[], csrf=False).status_code)
-        assert committer._in_progress == 0
+        assert worker.uploads_in_progress == 0
         statuses.append(
             client.post(
                 f"/api/v1/campaigns/{campaign.slug}/submissions",
@@ -446,6 +442,6 @@ def test_every_upload_stops_counting_as_in_progress_when_it_is_answered(
                 data={"consent": "projection"},
             ).status_code
         )
-        assert committer._in_progress == 0
+        assert worker.uploads_in_progress == 0
     assert statuses[0] == 303 and statuses[1] == 415 and statuses[2] == 403
     assert statuses[3] == 429  # the API counts against the same limit of three

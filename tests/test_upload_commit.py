@@ -165,10 +165,10 @@ def test_a_group_waits_for_an_upload_still_on_its_way(
     first: list[Ingested] = []
 
     def first_upload() -> None:
-        with committer.in_progress(), Session(engine, expire_on_commit=False) as own:
+        with committer.arrivals.in_progress(), Session(engine, expire_on_commit=False) as own:
             first.append(_store(settings, storage, campaign, process_image(jpeg_bytes()))(own))
 
-    with committer.in_progress():  # the second upload: admitted, its photos still arriving
+    with committer.arrivals.in_progress():  # the second upload: admitted, its photos still arriving
         thread = threading.Thread(target=first_upload)
         thread.start()
         deadline = time.monotonic() + 30
@@ -203,7 +203,7 @@ def test_a_lone_submission_never_waits(
         with Session(engine, expire_on_commit=False) as own:
             store = _store(settings, storage, campaign, process_image(jpeg_bytes()))
             if in_progress:
-                with committer.in_progress():
+                with committer.arrivals.in_progress():
                     done.append(store(own))
             else:
                 done.append(store(own))

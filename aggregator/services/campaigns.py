@@ -131,7 +131,8 @@ def kept_campaign(*, session: Session, slug: str) -> Campaign:
     worker thread, cost a tenth of the upload throughput (bench_upload's load, paired runs:
     1.37× the minimal endpoint with it, 1.24× without). The copy is detached and shared:
     read it, never change it. A change to any campaign saved in this process clears every
-    copy at once; other processes see it within ``KEEP_SECONDS``. A missing campaign is
+    copy at once (and the upload worker's, before its next upload: ``kept_generation``);
+    other processes see it within ``KEEP_SECONDS``. A missing campaign is
     never kept. (The commit stamp that keeps public pages, ``commit_stamp``, cannot decide
     here: every upload's rate count is a commit.)
     """
@@ -150,6 +151,21 @@ def kept_campaign(*, session: Session, slug: str) -> Campaign:
 @event.listens_for(Campaign, "after_update")
 @event.listens_for(Campaign, "after_delete")
 def _forget_kept(*_args: Any) -> None:
+    global _kept_generation
+    _kept_generation += 1
+    forget_kept()
+
+
+_kept_generation = 0
+
+
+def kept_generation() -> int:
+    """How many times a campaign was saved in this process (each let every kept copy go)."""
+    return _kept_generation
+
+
+def forget_kept() -> None:
+    """Let every kept campaign go (the next upload reads its campaign again)."""
     _KEPT.clear()
 
 

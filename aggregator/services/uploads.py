@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
 
-import anyio
 from sqlmodel import Session
 
 from aggregator.config import Settings
@@ -45,6 +44,7 @@ from aggregator.services.uploads_problems import (
     Problem,
     SubmissionRefused,
     UploadsClosed,
+    UploadsUnavailable,
     problem_for,
     with_limits,
 )
@@ -67,6 +67,7 @@ __all__ = [
     "Problem",
     "SubmissionRefused",
     "UploadsClosed",
+    "UploadsUnavailable",
     "load_staged",
     "owner_of",
     "problem_for",
@@ -78,12 +79,11 @@ __all__ = [
 # Decoding a 40 MP photo takes ~200 MB and a core for a second; two at a time on the 2-core
 # host (security.md (c)); uploads still stream in concurrently, only processing waits.
 PROCESSING_CONCURRENCY: Final = 2
-# Uploads in their last step (processing, storing) at once per process; the rest wait on the
-# event loop without holding a thread. Only PROCESSING_CONCURRENCY of them decode; the others
-# wait to, or store (file writes, then the group commit of uploads_commit), which waits on the
-# disk rather than a core. Uploads that finish streaming together (they do: bandwidth is
-# shared fairly) then go through in a few commit groups, not four at a time: bench_upload
-# 223 → 268 MB/s with 16 instead of 4 (same run, the minimal endpoint 372 MB/s).
+# The upload worker's threads (uploads_worker): uploads in a step at once. Only
+# PROCESSING_CONCURRENCY of them decode; the others wait to, or store (file writes, then the
+# group commit of uploads_commit), which waits on the disk rather than a core. Uploads that
+# finish streaming together (they do: bandwidth is shared fairly) then go through in a few
+# commit groups, not four at a time: bench_upload 223 → 268 MB/s with 16 instead of 4.
 UPLOAD_THREADS: Final = 8 * PROCESSING_CONCURRENCY
 MAX_NAME: Final = 200
 MAX_CITY: Final = 200
@@ -97,6 +97,8 @@ _BIDI_CONTROLS: Final = dict.fromkeys(
 
 # Reads one received file and turns it into derivatives (or raises ImageRejected).
 Processor = Callable[[ReceivedFile], ProcessedImage]
+# Makes the Processor for the settings (``make_processor``; a benchmark may replace it).
+ProcessorFactory = Callable[[Settings], Processor]
 
 # -- window and rate ---------------------------------------------------------------------
 
@@ -243,31 +245,6 @@ def tune_allocator() -> bool:
     return bool(mallopt is not None and mallopt(M_MMAP_THRESHOLD, 1024 * 1024))
 
 
-@dataclass(frozen=True)
-class UploadGates:
-    """Per-process limits on the last step of an upload (processing, then storing).
-
-    The step runs in one worker thread per upload: a hop to a thread and back waits for two
-    event loop iterations, 60-70 ms under 32 streaming uploads, so an upload makes it once
-    (processing and storing were two hops). ``threads`` bounds how many uploads are in that
-    step (their own tokens, so a burst of uploads never takes the shared pool that page
-    views run in); ``processing`` lets ``PROCESSING_CONCURRENCY`` of them decode at a time,
-    handed between threads without a trip through the event loop.
-    """
-
-    threads: anyio.CapacityLimiter
-    processing: threading.BoundedSemaphore
-
-    @classmethod
-    def create(cls) -> UploadGates:
-        """New gates (one set per application)."""
-        tune_allocator()
-        return cls(
-            anyio.CapacityLimiter(UPLOAD_THREADS),
-            threading.BoundedSemaphore(PROCESSING_CONCURRENCY),
-        )
-
-
 def process_files(
     files: Sequence[ReceivedFile], processor: Processor, gate: threading.BoundedSemaphore
 ) -> list[ProcessedImage | Problem]:
@@ -368,6 +345,61 @@ def process_and_store(
     except SubmissionRefused as taken:  # its staged photos went with another sending
         return Finished(problems=taken.problems)
     return Finished(ingested=ingested)
+
+
+def finish_form(
+    *,
+    session: Session,
+    storage: Storage,
+    settings: Settings,
+    campaign: Campaign,
+    fields: ParticipantFields,
+    problems: Sequence[Problem],
+    files: Sequence[ReceivedFile],
+    alts: Sequence[str],
+    processor: Processor,
+    gate: threading.BoundedSemaphore,
+    tokens: Sequence[str] = (),
+    staged_alts: Mapping[str, str] | None = None,
+    keep_for: str | None = None,
+) -> Finished:
+    """A sent form's last step: ``process_and_store`` with the photos the form names.
+
+    Those are ``files`` (alt text ``alts[i]``) and the photos ``keep_for`` staged earlier,
+    named by ``tokens`` (alt text ``staged_alts[token]``); a form without any, or with more
+    than ``upload_max_files``, is refused.
+    """
+    problems = list(problems)
+    staged: list[tuple[StagedPhoto, ProcessedImage]] = []
+    missing: list[Problem] = []
+    if tokens and keep_for is not None:
+        staged, missing = load_staged(
+            session=session, storage=storage, campaign=campaign, owner=keep_for, tokens=tokens
+        )
+        problems += missing
+    total = len(staged) + len(files)
+    if total == 0 and not missing:
+        problems.append(Problem("no_photos", MESSAGES["no_photos"], field="photos"))
+    limit = settings.upload_max_files
+    if total > limit:
+        problems.append(
+            Problem("too_many_files", MESSAGES["too_many_files"], {"limit": limit}, "photos")
+        )
+    alt_of = staged_alts or {}
+    return process_and_store(
+        session=session,
+        storage=storage,
+        settings=settings,
+        campaign=campaign,
+        fields=fields,
+        problems=problems,
+        files=files,
+        alts=alts,
+        processor=processor,
+        gate=gate,
+        staged=[(row, IncomingImage(image, alt_of.get(row.token, ""))) for row, image in staged],
+        keep_for=keep_for,
+    )
 
 
 # -- the submission ----------------------------------------------------------------------

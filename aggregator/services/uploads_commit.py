@@ -3,8 +3,9 @@
 Under many concurrent uploads, fair bandwidth sharing makes them finish streaming together,
 and each then had its own write transaction, in turn on SQLite's single writer. Most of a
 transaction's cost is fixed (the campaign's rules, its recent image hashes, a multi-row
-INSERT, a flush, the commit and its fsync), and on a busy process it is Python time that
-the event loop receiving the other uploads waits for (the GIL). ``ingest_page`` stores many
+INSERT, a flush, the commit and its fsync), and it is CPU time that the uploads still
+arriving compete for (it runs in the upload worker, ``uploads_worker``, beside the web
+process that receives them). ``ingest_page`` stores many
 items for about the cost of one (measured, 1,600×1,200 photo: 5.5 ms CPU for one, 1.3 ms
 each for eight), so submissions are written in groups:
 
@@ -13,8 +14,9 @@ each for eight), so submissions are written in groups:
 * whoever gets the turn writes *everything* queued so far in one transaction (the leader),
   and the others find their result ready when they get the turn (followers): no extra
   thread, no trip through the event loop;
-* while other uploads of the process are still on their way (``in_progress``: arrived,
-  their photos streaming in, being processed or written, but not queued yet), the leader
+* while other uploads are still on their way (``arrive``d, their photos streaming in, being
+  processed or written, but not queued yet; the web process tells the upload worker, in
+  which this runs, of each arrival and answer: ``uploads_worker``), the leader
   waits for them, at most ``LINGER_SECONDS``, rather than leave them groups of their own:
   the wait is what makes the groups big enough to be cheap (like PostgreSQL's
   ``commit_delay``). A lone upload, and a caller outside the web (a bulk import), never waits.
@@ -28,14 +30,16 @@ outside any transaction, as before: a crash leaves files no row refers to, which
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col
@@ -50,10 +54,13 @@ from aggregator.services.uploads_staging import write_lock
 # More submissions than this wait for the next group (bounds one transaction's length).
 MAX_GROUP = 64
 # How long a group waits for uploads still on their way. Under 32 concurrent 8 MB uploads
-# (bench_upload), 50 ms made groups of ~8 instead of ~4 and cut the group commit's CPU per
-# upload from ~2.7 to ~1.7 ms (thread time), time the event loop receiving the photos waits
-# for the GIL; a participant's upload takes seconds, so 50 ms more is not felt.
-LINGER_SECONDS = 0.05
+# (bench_upload) a wait made groups of ~8 instead of ~4 and cut the group commit's CPU per
+# upload from ~2.7 to ~1.7 ms (thread time). Since the commit runs in the upload worker, that
+# CPU no longer takes the GIL from the event loop receiving photos, and a shorter wait lets
+# a participant's answer go sooner: 20 ms was the best of 5, 20 and 50 ms (paired runs,
+# 10 rounds: 659-708 MB/s against 616-672 and 654-671). A participant does not feel 20 ms.
+LINGER_SECONDS = 0.02
+LINGER_POLL = 0.001
 
 
 @dataclass(eq=False)
@@ -143,33 +150,50 @@ def _expected(job: Job) -> list[tuple[bytes, str]]:
     ]
 
 
+class Arrivals:
+    """How many uploads are on their way: arrived, and not answered yet.
+
+    The count lives in shared memory, so that the web process, where uploads arrive, counts
+    them without a message, and the upload worker, where the group commit waits for them,
+    reads it (``uploads_worker`` hands it over when it starts the worker). Counted from any
+    thread of a process; the lock is only held for an addition.
+    """
+
+    def __init__(self, shared: Any = None) -> None:
+        self.shared = shared if shared is not None else multiprocessing.RawValue("l", 0)
+        self._lock = threading.Lock()
+
+    @property
+    def count(self) -> int:
+        """Uploads on their way now."""
+        return int(self.shared.value)
+
+    @contextmanager
+    def in_progress(self) -> Iterator[None]:
+        """Count an upload from its arrival until it is answered (around its whole request)."""
+        with self._lock:
+            self.shared.value += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.shared.value -= 1
+
+
 class GroupCommitter:
     """Writes queued submissions of one engine in groups (see the module docstring)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = weakref.ref(engine)
+        self.arrivals = Arrivals()  # the upload worker replaces it with the web process's
         self._queue: list[Job] = []
-        self._in_progress = 0  # uploads inside ``in_progress``
-        self._changed = threading.Condition()  # guards the two above
+        self._changed = threading.Condition()  # guards the queue
         self._turn = threading.Lock()  # one group at a time (and SQLite's write lock in it)
 
-    @contextmanager
-    def in_progress(self) -> Iterator[None]:
-        """Around an upload from its arrival until it is answered (any thread, the event
-        loop too: the lock is only ever held for a few counter and list operations)."""
-        with self._changed:
-            self._in_progress += 1
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._in_progress -= 1
-                self._changed.notify_all()
-
     def _everyone_queued(self) -> bool:
-        # Every upload in progress has queued its job (a queued one is in progress too,
-        # until it is answered); callers outside ``in_progress`` count as queued.
-        return self._in_progress <= len(self._queue) or len(self._queue) >= MAX_GROUP
+        # Every upload on its way has queued its job (a queued one is on its way too, until
+        # it is answered); callers that never arrived (a bulk import) count as queued.
+        return self.arrivals.count <= len(self._queue) or len(self._queue) >= MAX_GROUP
 
     def run(self, job: Job, storage: Storage) -> Ingested:
         """Queue ``job``, wait for it to be written (by this thread or another), return it."""
@@ -179,10 +203,20 @@ class GroupCommitter:
         with self._turn:
             while not job.done:
                 with self._changed:
-                    self._changed.wait_for(self._everyone_queued, timeout=LINGER_SECONDS)
+                    self._linger()
                     group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
                 self._write(group, storage)
         return job.outcome()
+
+    def _linger(self) -> None:
+        # Arrivals and answers change the count in another process, which cannot notify
+        # us: look again every LINGER_POLL (a new job in the queue notifies at once).
+        deadline = time.monotonic() + LINGER_SECONDS
+        while not self._everyone_queued():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._changed.wait(min(left, LINGER_POLL))
 
     def _write(self, group: list[Job], storage: Storage) -> None:
         try:

@@ -62,6 +62,9 @@ MESSAGES: Final[dict[str, str]] = {
         "One of your photos waited too long and was removed. Please add it again."
     ),
     "staged_sent": N_("These photos have already been sent. There is no need to send them again."),
+    "uploads_unavailable": N_(
+        "We could not take your photos just now. Please wait a moment and send them again."
+    ),
 }
 
 
@@ -114,6 +117,14 @@ class UploadsClosed(Forbidden):
         self.opens_at = opens_at
 
 
+class UploadsUnavailable(AggregatorError):
+    """The upload worker (``uploads_worker``) stopped during the upload (503); sending again
+    starts a new one."""
+
+    status_code = 503
+    code = "uploads_unavailable"
+
+
 def problem_for(exc: AggregatorError, *, filename: str = "", index: int | None = None) -> Problem:
     """Turn any error an upload can meet into a translatable Problem."""
     status = int(getattr(exc, "status_code", 400))
@@ -152,7 +163,7 @@ def problem_for(exc: AggregatorError, *, filename: str = "", index: int | None =
         return Problem("uploads_closed", MESSAGES["uploads_closed"], status=403)
     if isinstance(exc, Forbidden) and exc.code == "csrf":
         return Problem("csrf", MESSAGES["csrf"], status=403)
-    if isinstance(exc, IncompleteUpload | UnsupportedBody):
+    if isinstance(exc, IncompleteUpload | UnsupportedBody | UploadsUnavailable):
         return Problem(exc.code, MESSAGES[exc.code], status=status)
     return Problem(exc.code, exc.message, status=status)
 

@@ -13,6 +13,7 @@ background thread (``_Writer``).
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import contextlib
 import errno
@@ -98,6 +99,20 @@ class ReceivedFile:
     _writing: int = field(default=0, repr=False)  # writes not yet done (guarded by _DONE)
     _error: OSError | None = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
+    _waiter: asyncio.Future[None] | None = field(default=None, repr=False)  # see written()
+
+    @classmethod
+    def from_descriptor(
+        cls, fd: int, *, field_name: str, filename: str, content_type: str, size: int
+    ) -> ReceivedFile:
+        """A file received by another process, whose temporary file's descriptor was passed
+        here (``uploads_worker``); ``release`` closes it."""
+        return cls(field_name, filename, content_type, size, os.fdopen(fd, "rb", buffering=0))
+
+    def release(self) -> None:
+        """Close this process's descriptor of a file made by ``from_descriptor``."""
+        if self.spool is not None:
+            self.spool.close()
 
     def write(self, piece: memoryview) -> None:
         """Append received bytes (kept, not copied, until there are enough to write)."""
@@ -117,6 +132,21 @@ class ReceivedFile:
         self._pending, self._pending_bytes = [], 0
         offset, self._handed = self._handed, self._handed + size
         _writer().write(self, pending, offset, size)
+
+    async def written(self) -> None:
+        """Wait, without blocking the event loop, until every byte received is on file
+        (OSError if a write failed)."""
+        self.flush()
+        with _DONE:
+            waiter = asyncio.get_running_loop().create_future() if self._writing else None
+            self._waiter = waiter
+        if waiter is not None:
+            await waiter
+        self._raise_error()
+
+    def fileno(self) -> int:
+        """The temporary file's descriptor (for handing the file to another process)."""
+        return self._open_spool().fileno()
 
     def read(self) -> bytes:
         """The whole file, once every write is done (OSError if one failed)."""
@@ -237,6 +267,16 @@ class _Writer:
             if error is not None and file._error is None:
                 file._error = error
             _DONE.notify_all()
+            waiter = None
+            if file._writing == 0:
+                waiter, file._waiter = file._waiter, None
+        if waiter is not None:
+            waiter.get_loop().call_soon_threadsafe(_wake, waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # the upload may have been cancelled meanwhile
+        waiter.set_result(None)
 
 
 _WRITER: _Writer | None = None

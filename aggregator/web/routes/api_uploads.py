@@ -19,13 +19,9 @@ from aggregator.errors import AggregatorError, TooManyRequests
 from aggregator.models import CONSENT_SCOPES
 from aggregator.services import uploads as up
 from aggregator.services.uploads_stream import receive_form
+from aggregator.services.uploads_worker import SentForm
 from aggregator.web.auth import client_ip
-from aggregator.web.routes.participate import (
-    app_settings,
-    in_session,
-    in_upload_step,
-    upload_in_progress,
-)
+from aggregator.web.routes.participate import app_settings, upload_worker
 
 router = APIRouter(prefix="/api/v1", tags=["uploads"])
 
@@ -141,16 +137,14 @@ def _error(
 )
 async def create_submission(slug: str, request: Request) -> Response:
     """Store one submission of 1–10 photos; refuses all of it if any photo is refused."""
-    with upload_in_progress(request):
+    with upload_worker(request).in_progress():
         return await _create_submission(slug, request)
 
 
 async def _create_submission(slug: str, request: Request) -> Response:
     settings = app_settings(request)
     try:
-        campaign = await in_session(
-            request, up.open_upload, settings=settings, slug=slug, ip=client_ip(request)
-        )
+        languages = await upload_worker(request).call("open", slug=slug, ip=client_ip(request))
         form = await receive_form(
             request.headers,
             request.stream(),
@@ -166,30 +160,27 @@ async def _create_submission(slug: str, request: Request) -> Response:
             values.setdefault(key, []).extend(p.strip() for p in parts)
         fields, problems = up.read_fields(
             values,
-            languages=[*campaign.languages, *settings.languages],
+            languages=[*languages, *settings.languages],
             default_language=request.state.lang,
         )
-        if not form.files:
-            problems.append(up.Problem("no_photos", up.MESSAGES["no_photos"], field="photos"))
         alts = [up.clean_alt(alt) for alt in form.getlist("alt")]
-        finished = await in_upload_step(
-            request,
-            up.process_and_store,
-            storage=request.app.state.storage,
-            settings=settings,
-            campaign=campaign,
-            fields=fields,
-            problems=problems,
-            files=form.files,
-            alts=[alts[i] if i < len(alts) else "" for i in range(len(form.files))],
-        )
-    result = finished.ingested
-    if result is None:
-        return _error(request, finished.problems)
-    receipt_path = request.url_for("receipt", token=result.receipt_token or "").path
+        try:
+            sent: SentForm = await upload_worker(request).call(
+                "store",
+                slug=slug,
+                fields=fields,
+                problems=problems,
+                files=form.files,
+                alts=[alts[i] if i < len(alts) else "" for i in range(len(form.files))],
+            )
+        except up.UploadsUnavailable as exc:
+            return _error(request, [up.problem_for(exc)], exc)
+    if sent.receipt_token is None:
+        return _error(request, list(sent.problems))
+    receipt_path = request.url_for("receipt", token=sent.receipt_token).path
     body = SubmissionCreated(
-        id=result.submission.public_id,
-        status=result.submission.status.value,
+        id=sent.public_id,
+        status=sent.status,
         photos=len(form.files),
         receipt_url=settings.public_base_url.rstrip("/") + receipt_path,
     )

@@ -1,14 +1,15 @@
 """The participant's upload: the campaign page with its form, per-photo staging, the submission.
 
-Uploads are streamed (``services.uploads_stream``) and processed in worker threads; database
-work runs in threads too, so a slow disk never stalls other uploads. See ``services.uploads``
-for the two upload paths (per-photo staging with JavaScript, one plain form without).
+Uploads are streamed here (``services.uploads_stream``); their rate count, processing and
+storing run in the upload worker, a process of its own (``services.uploads_worker``), so
+neither a slow disk nor the database's Python time stalls the uploads still arriving. See
+``services.uploads`` for the two upload paths (per-photo staging with JavaScript, one plain
+form without).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -21,13 +22,12 @@ from aggregator.config import Settings
 from aggregator.deps import SessionDep, request_session
 from aggregator.errors import AggregatorError, Forbidden, TooManyRequests
 from aggregator.i18n import LANGUAGE_NAMES, N_
-from aggregator.models import CONSENT_SCOPES, Campaign, StagedPhoto
+from aggregator.models import CONSENT_SCOPES, Campaign
 from aggregator.services import uploads as up
 from aggregator.services.campaigns import DEFAULT_CONSENT, get_campaign, localized
-from aggregator.services.ingest import IncomingImage
 from aggregator.services.poster import sign_text
-from aggregator.services.uploads_commit import committer_for
 from aggregator.services.uploads_stream import ReceivedForm, mib, receive_form
+from aggregator.services.uploads_worker import SentForm, UploadWorker
 from aggregator.web.auth import client_ip
 from aggregator.web.csrf import check_csrf
 from aggregator.web.templating import gettext, render
@@ -43,52 +43,20 @@ def app_settings(request: Request) -> Settings:
     return settings
 
 
-def upload_gates(request: Request) -> up.UploadGates:
-    """The app's limits on the last step of uploads, made on first use."""
-    state = request.app.state
-    gates: up.UploadGates | None = getattr(state, "upload_gates", None)
-    if gates is None:
-        gates = state.upload_gates = up.UploadGates.create()
-    return gates
+def upload_worker(request: Request) -> UploadWorker:
+    """The app's upload worker (``services.uploads_worker``)."""
+    worker: UploadWorker = request.app.state.upload_worker
+    return worker
 
 
 async def in_session(request: Request, fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run ``fn(session=..., **kwargs)`` in a worker thread with its own short session.
+    """Run ``fn(session=..., **kwargs)`` in a worker thread with its own short session."""
 
-    An upload takes seconds; holding a pooled connection (and on SQLite a read snapshot)
-    across it would starve the pool under many uploads, so each database step gets its own.
-    """
-    return await _in_thread_session(request, fn, None, kwargs)
-
-
-async def in_upload_step(request: Request, fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Like ``in_session``, for an upload's last step: ``fn`` also gets the media pipeline
-    (``processor``, from ``uploads.make_processor``) and ``gate`` (processing), and runs on the
-    threads of ``UploadGates`` (see there)."""
-    gates = upload_gates(request)
-    kwargs["processor"] = up.make_processor(app_settings(request))
-    kwargs["gate"] = gates.processing
-    return await _in_thread_session(request, fn, gates.threads, kwargs)
-
-
-async def _in_thread_session(
-    request: Request,
-    fn: Callable[..., T],
-    limiter: anyio.CapacityLimiter | None,
-    kwargs: dict[str, Any],
-) -> T:
     def call() -> T:
-        # The session connects on its first query: processing before it holds no connection.
         with request_session(request) as session:
             return fn(session=session, **kwargs)
 
-    return await anyio.to_thread.run_sync(call, limiter=limiter)
-
-
-def upload_in_progress(request: Request) -> AbstractContextManager[None]:
-    """Count this upload as on its way to the group commit, from its arrival until it is
-    answered (see ``uploads_commit``: a group waits briefly for uploads on their way)."""
-    return committer_for(request.app.state.engine).in_progress()
+    return await anyio.to_thread.run_sync(call)
 
 
 def check_same_origin(request: Request) -> None:
@@ -128,7 +96,7 @@ def campaign_page_response(
     status: int = 200,
     problems: Sequence[up.Problem] = (),
     values: dict[str, Any] | None = None,
-    staged: Sequence[StagedPhoto] = (),
+    staged: Sequence[tuple[str, str | None]] = (),
     headers: dict[str, str] | None = None,
 ) -> Response:
     """Render the campaign page, with the form's previous values and problems when refused."""
@@ -161,7 +129,7 @@ def campaign_page_response(
         "field_errors": field_errors,
         "file_errors": file_errors,
         "general_errors": general,
-        "staged": [(row.token, row.derivatives.get("thumb", {}).get("key")) for row in staged],
+        "staged": staged,  # (token, thumbnail key) of the photos kept for the form
         "max_files": settings.upload_max_files,
         "max_bytes": settings.upload_max_bytes,
         "max_mb": mib(settings.upload_max_bytes),
@@ -197,24 +165,16 @@ async def stage_photo(slug: str, request: Request) -> Response:
     try:
         check_same_origin(request)
         check_csrf(request, None)
-        campaign = await in_session(
-            request,
-            up.open_upload,
-            settings=settings,
-            slug=slug,
-            ip=client_ip(request),
-            photo=True,
-        )
+        worker = upload_worker(request)
+        await worker.call("open", slug=slug, ip=client_ip(request), photo=True)
         with await receive_form(
             request.headers, request.stream(), max_file_bytes=settings.upload_max_bytes, max_files=1
         ) as form:
             if not form.files:
                 raise up.SubmissionRefused([up.Problem("no_photos", up.MESSAGES["no_photos"])])
-            row = await in_upload_step(
-                request,
-                up.process_and_stage,
-                storage=request.app.state.storage,
-                campaign=campaign,
+            token, thumb = await worker.call(
+                "stage",
+                slug=slug,
                 owner=up.owner_of(request.state.csrf_token),
                 file=form.files[0],
             )
@@ -226,9 +186,8 @@ async def stage_photo(slug: str, request: Request) -> Response:
             status_code=status,
             headers={"Cache-Control": "no-store", **_retry_headers(exc)},
         )
-    thumb = row.derivatives["thumb"]["key"]
     return JSONResponse(
-        {"id": row.token, "thumb": request.url_for("media", key=thumb).path},
+        {"id": token, "thumb": request.url_for("media", key=thumb).path},
         status_code=201,
         headers={"Cache-Control": "no-store"},
     )
@@ -254,7 +213,7 @@ def _multi(form: ReceivedForm) -> dict[str, list[str]]:
 @router.post("/c/{slug}/submit", name="submit_photos", include_in_schema=False)
 async def submit_photos(slug: str, request: Request) -> Response:
     """The form: staged photos (script) or the photos themselves (no script) → the queue."""
-    with upload_in_progress(request):
+    with upload_worker(request).in_progress():
         return await _receive_submission(slug, request)
 
 
@@ -266,9 +225,7 @@ async def _receive_submission(slug: str, request: Request) -> Response:
 
     try:
         check_same_origin(request)
-        campaign = await in_session(
-            request, up.open_upload, settings=settings, slug=slug, ip=client_ip(request)
-        )
+        languages = await upload_worker(request).call("open", slug=slug, ip=client_ip(request))
         form = await receive_form(
             request.headers,
             request.stream(),
@@ -288,74 +245,48 @@ async def _receive_submission(slug: str, request: Request) -> Response:
             headers=_retry_headers(exc),
         )
     with form:
-        return await _finish_submission(request, settings, campaign, form)
+        return await _finish_submission(request, settings, slug, languages, form)
 
 
 async def _finish_submission(
     request: Request,
     settings: Settings,
-    campaign: Campaign,
+    slug: str,
+    languages: Sequence[str],
     form: ReceivedForm,
 ) -> Response:
-    storage = request.app.state.storage
     owner = up.owner_of(request.state.csrf_token)
-    languages = [*campaign.languages, *settings.languages]
     fields, problems = up.read_fields(
-        _multi(form), languages=languages, default_language=request.state.lang
+        _multi(form),
+        languages=[*languages, *settings.languages],
+        default_language=request.state.lang,
     )
     tokens = form.getlist("staged")
-    staged, staged_problems = (
-        await in_session(
-            request,
-            up.load_staged,
-            storage=storage,
-            campaign=campaign,
-            owner=owner,
-            tokens=tokens,
-        )
-        if tokens
-        else ([], [])
-    )
-    problems += staged_problems
-    total = len(staged) + len(form.files)
-    if total == 0 and not staged_problems:
-        problems.append(up.Problem("no_photos", up.MESSAGES["no_photos"], field="photos"))
-    if total > settings.upload_max_files:
-        problems.append(
-            up.Problem(
-                "too_many_files",
-                up.MESSAGES["too_many_files"],
-                {"limit": settings.upload_max_files},
-                "photos",
-            )
-        )
     shared_alt = up.clean_alt(form.get("alt"))
-    finished = await in_upload_step(
-        request,
-        up.process_and_store,
-        storage=storage,
-        settings=settings,
-        campaign=campaign,
-        fields=fields,
-        problems=problems,
-        files=form.files,
-        alts=[shared_alt] * len(form.files),
-        staged=[
-            (row, IncomingImage(image, up.clean_alt(form.get(f"alt:{row.token}")) or shared_alt))
-            for row, image in staged
-        ],
-        keep_for=owner,
-    )
-    if finished.ingested is None:
+    try:
+        sent: SentForm = await upload_worker(request).call(
+            "store",
+            slug=slug,
+            fields=fields,
+            problems=problems,
+            files=form.files,
+            alts=[shared_alt] * len(form.files),
+            tokens=tokens,
+            staged_alts={t: up.clean_alt(form.get(f"alt:{t}")) or shared_alt for t in tokens},
+            keep_for=owner,
+        )
+    except up.UploadsUnavailable as exc:
+        sent = SentForm(problems=(up.problem_for(exc),))
+    if sent.receipt_token is None:
         return campaign_page_response(
             request,
-            campaign,
-            status=finished.problems[0].status,
-            problems=finished.problems,
+            await in_session(request, get_campaign, slug=slug),
+            status=sent.problems[0].status,
+            problems=sent.problems,
             values=_values(form),
-            staged=finished.staged,
+            staged=sent.staged,
         )
-    target = request.url_for("receipt", token=finished.ingested.receipt_token or "").path
+    target = request.url_for("receipt", token=sent.receipt_token).path
     return RedirectResponse(
         f"{target}?new=1", status_code=303, headers={"Cache-Control": "no-store"}
     )

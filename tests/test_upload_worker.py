@@ -1,0 +1,138 @@
+"""The upload worker (services.uploads_worker): a process of its own for an upload's writes."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import Session
+
+from aggregator.errors import AggregatorError, TooManyRequests
+from aggregator.services import uploads as up
+from aggregator.services.uploads_stream import UploadTooLarge
+from aggregator.services.uploads_worker import UploadWorker
+from tests.factories import make_campaign
+from tests.upload_support import app_client, counts, media_files, open_page, photo_jpeg, submit
+
+
+@contextmanager
+def writes_blocked(database_url: str) -> Iterator[None]:
+    """Hold the database's write lock (SQLite) or the rate counters' table (PostgreSQL), so
+    that the worker's first write of an upload (its rate count) waits."""
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.execute(text("LOCK TABLE ratecounter IN ACCESS EXCLUSIVE MODE"))
+        try:
+            yield
+        finally:
+            connection.rollback()
+    engine.dispose()
+
+
+def running_call(worker: UploadWorker) -> Any:
+    """The worker channel with a call waiting for its reply (within 30 s), or None."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for channel in list(worker._channels.values()):
+            if channel._pending:
+                return channel
+        time.sleep(0.01)
+    return None
+
+
+def test_an_upload_whose_worker_stops_is_refused_in_the_visitors_language_and_the_next_is_stored(
+    tmp_path: Path, database_url: str, session: Session
+) -> None:
+    campaign = make_campaign(session)
+    with app_client(tmp_path, database_url) as (client, settings):
+        worker: UploadWorker = client.app.state.upload_worker  # type: ignore[attr-defined]
+        open_page(client, campaign.slug, lang="ru")
+        first = submit(client, campaign.slug, files=[("a.jpg", photo_jpeg(1), "image/jpeg")])
+        assert first.status_code == 303
+        files_of_one = len(media_files(settings))
+        answers: list[Any] = []
+        with writes_blocked(database_url):
+            sending = threading.Thread(
+                target=lambda: answers.append(
+                    submit(client, campaign.slug, files=[("b.jpg", photo_jpeg(2), "image/jpeg")])
+                )
+            )
+            sending.start()
+            channel = running_call(worker)
+            assert channel is not None, "the upload never reached the worker"
+            first_process = channel.process
+            first_process.kill()  # as if the worker crashed while the upload waited for it
+            sending.join(timeout=30)
+        assert not sending.is_alive() and answers[0].status_code == 503
+        assert "Сейчас мы не смогли принять ваши фотографии" in answers[0].text
+        assert counts(session) == (1, 1, 0)
+        assert len(media_files(settings)) == files_of_one  # nothing of it stored
+        again = submit(client, campaign.slug, files=[("b.jpg", photo_jpeg(2), "image/jpeg")])
+        assert again.status_code == 303  # a new worker took it
+        assert counts(session) == (2, 2, 0)
+        assert len(media_files(settings)) == 2 * files_of_one
+        [second_channel] = worker._channels.values()
+    assert second_channel.process is not first_process
+    assert not second_channel.process.is_alive()  # stopped with the application
+
+
+def test_the_api_says_the_worker_stopped_in_json(
+    tmp_path: Path, database_url: str, session: Session
+) -> None:
+    campaign = make_campaign(session)
+    with app_client(tmp_path, database_url) as (client, _settings):
+        worker: UploadWorker = client.app.state.upload_worker  # type: ignore[attr-defined]
+        answers: list[Any] = []
+
+        def send() -> None:
+            answers.append(
+                client.post(
+                    f"/api/v1/campaigns/{campaign.slug}/submissions",
+                    files=[("photos", ("c.jpg", photo_jpeg(3), "image/jpeg"))],
+                    data={"consent": "projection"},
+                    headers={"Accept-Language": "kk"},
+                )
+            )
+
+        with writes_blocked(database_url):
+            sending = threading.Thread(target=send)
+            sending.start()
+            channel = running_call(worker)
+            assert channel is not None
+            channel.process.kill()
+            sending.join(timeout=30)
+        assert answers[0].status_code == 503
+        error = answers[0].json()["error"]
+        assert error["code"] == "uploads_unavailable"
+        assert error["message"].startswith("Қазір фотосуреттеріңізді қабылдай алмадық")
+    assert counts(session) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TooManyRequests("Slow down.", retry_after=90),
+        up.SubmissionRefused([up.Problem("no_photos", up.MESSAGES["no_photos"], field="photos")]),
+        up.UploadsClosed("Not yet.", opens_at=datetime(2027, 5, 9, 10, tzinfo=UTC)),
+        UploadTooLarge("Too big.", filename="IMG_1.HEIC", limit=16 * 2**20),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_errors_reach_the_web_process_whole(error: AggregatorError) -> None:
+    """A step's error is pickled in the worker: its type, message and every attribute a page
+    or a header uses survive, whatever its __init__ takes."""
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error)
+    assert back.args == error.args and back.__dict__ == error.__dict__
+    assert up.problem_for(back) == up.problem_for(error)
