@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import threading
 import time
@@ -61,6 +62,11 @@ def test_an_upload_whose_worker_stops_is_refused_in_the_visitors_language_and_th
         first = submit(client, campaign.slug, files=[("a.jpg", photo_jpeg(1), "image/jpeg")])
         assert first.status_code == 303
         files_of_one = len(media_files(settings))
+        # Background work never preempts the event loop (uploads_stream.run_as_batch).
+        [channel] = worker._channels.values()
+        [writer] = [t for t in threading.enumerate() if t.name == "upload-writer"]
+        for tid in (channel.process.pid, writer.native_id):
+            assert os.sched_getscheduler(tid) == os.SCHED_BATCH
         answers: list[Any] = []
         with writes_blocked(database_url):
             sending = threading.Thread(

@@ -60,7 +60,7 @@ MAX_GROUP = 64
 # a participant's answer go sooner: 20 ms was the best of 5, 20 and 50 ms (paired runs,
 # 10 rounds: 659-708 MB/s against 616-672 and 654-671). A participant does not feel 20 ms.
 LINGER_SECONDS = 0.02
-LINGER_POLL = 0.001
+LINGER_POLL = 0.005  # each look wakes a thread, which takes a core from the event loop
 
 
 @dataclass(eq=False)

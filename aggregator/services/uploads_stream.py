@@ -243,6 +243,7 @@ class _Writer:
         self._jobs.put((file, None, 0, 0))
 
     def _run(self) -> None:
+        run_as_batch()
         while True:
             file, pieces, offset, size = self._jobs.get()
             if pieces is None:
@@ -272,6 +273,21 @@ class _Writer:
                 waiter, file._waiter = file._waiter, None
         if waiter is not None:
             waiter.get_loop().call_soon_threadsafe(_wake, waiter)
+
+
+def run_as_batch() -> None:
+    """Mark the calling thread (and threads it starts) as batch work for Linux's scheduler.
+
+    Such a thread never preempts another when it wakes. The event loop receiving uploads
+    keeps a core busy; the writer thread and the upload worker woke hundreds of times a
+    second and each time took the core from it, which then waited on the run queue (22 %
+    of its time under bench_upload's load, 16 % with this; its share of the CPU is the same).
+    Does nothing where the policy does not exist.
+    """
+    policy = getattr(os, "SCHED_BATCH", None)
+    if policy is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, policy, os.sched_param(0))
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

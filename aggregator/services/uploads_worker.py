@@ -52,7 +52,7 @@ from aggregator.services import campaigns
 from aggregator.services import uploads as up
 from aggregator.services.uploads_commit import Arrivals, committer_for
 from aggregator.services.uploads_problems import UploadsUnavailable
-from aggregator.services.uploads_stream import ReceivedFile
+from aggregator.services.uploads_stream import ReceivedFile, run_as_batch
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +315,7 @@ def serve(
     from aggregator.media.storage import LocalStorage
 
     logging.basicConfig(level=logging.WARNING)
+    run_as_batch()  # photos are batch work: the web process's event loop comes first
     up.tune_allocator()
     engine = make_engine(settings.effective_database_url)
     committer_for(engine).arrivals = Arrivals(arrivals)
