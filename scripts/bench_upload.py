@@ -10,21 +10,22 @@ Starts two uvicorn servers on loopback, one after the other, each in its own pro
   exactly as a browser without JavaScript sends it: CSRF, upload window, rate limit, streaming
   multipart with the per-file cap, the processing step, the submission and its receipt.
   Image *processing* (reading the received photo into memory, decoding, resizing, encoding)
-  is excluded by replacing the pipeline factory (``uploads.make_processor``) with one that
-  returns a photo processed once beforehand, under a new identity (sha256 and
-  perceptual hash) each time, as different people's photos would be: that cost belongs to
-  the media pipeline's benchmark. Everything else (parsing, spooling to disk, the rate
-  counter, writing derivatives, the duplicate search, the submission rows and their commit)
-  runs for real. ``--campaign-images N`` gives the campaign N earlier images first (the
-  duplicate search compares each new photo with up to 20,000 of them).
+  is excluded by replacing the pipeline factory (``uploads.make_processor``, which the
+  upload worker receives by reference) with one that returns a photo processed once
+  beforehand, under a new identity (sha256 and perceptual hash) each time, as different
+  people's photos would be: that cost belongs to the media pipeline's benchmark. Everything
+  else (parsing, spooling to disk, the rate counter, writing derivatives, the duplicate
+  search, the submission rows and their commit) runs for real. ``--campaign-images N`` gives
+  the campaign N earlier images first (the duplicate search compares each new photo with up
+  to 20,000 of them).
 * **minimal Starlette**: one endpoint that streams the same request bodies to a file on disk
   and answers 201 — the floor any upload endpoint on this stack can reach.
 
 ``--clients`` concurrent clients each upload the same JPEG ``--rounds`` times to each server,
 in ``--passes`` alternating passes (the best pass of each counts; errors and RSS over all).
-Printed: p50/p95 latency, errors, peak server RSS (its processes together, sampled every
-20 ms), throughput, and the
-overhead = minimal throughput / our throughput. Targets: 0 errors, RSS ≤ 300 MB, ≤ 1.2×.
+Printed: p50/p95 latency, errors, peak server RSS (the server's processes together: ours
+has its upload worker; sampled every 20 ms), throughput, and the overhead = minimal
+throughput / our throughput. Targets: 0 errors, RSS ≤ 300 MB, ≤ 1.2×.
 """
 
 from __future__ import annotations

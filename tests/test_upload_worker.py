@@ -142,3 +142,22 @@ def test_errors_reach_the_web_process_whole(error: AggregatorError) -> None:
     assert type(back) is type(error)
     assert back.args == error.args and back.__dict__ == error.__dict__
     assert up.problem_for(back) == up.problem_for(error)
+
+
+def test_a_form_too_large_for_the_worker_is_refused_and_the_worker_keeps_serving(
+    tmp_path: Path, database_url: str, session: Session
+) -> None:
+    """200 fields of 16 KB (each within the form's caps) would not fit in one message to the
+    worker: refused with 413 in the visitor's language, and the worker is not disturbed."""
+    campaign = make_campaign(session)
+    with app_client(tmp_path, database_url) as (client, _settings):
+        worker: UploadWorker = client.app.state.upload_worker  # type: ignore[attr-defined]
+        open_page(client, campaign.slug, lang="ru")
+        hostile = submit(client, campaign.slug, data={"staged": ["x" * 16_000] * 190})
+        assert hostile.status_code == 413
+        assert "Не удалось прочитать форму" in hostile.text
+        [channel] = worker._channels.values()
+        fine = submit(client, campaign.slug, files=[("a.jpg", photo_jpeg(1), "image/jpeg")])
+        assert fine.status_code == 303
+        assert list(worker._channels.values()) == [channel] and not channel.dead
+    assert counts(session) == (1, 1, 0)

@@ -11,9 +11,11 @@ processing a photo.
 
 Protocol: one ``SOCK_SEQPACKET`` socket pair, one pickled message per packet.
 
-* web → worker ``(id, step, kwargs)``: run ``STEPS[step]`` with a new session and ``kwargs``.
-  A received file travels as its descriptor (``SCM_RIGHTS``) with its name and size: the
-  photo's bytes are never copied between the processes.
+* web → worker ``(id, step, kwargs, generation)``: run ``STEPS[step]`` with a new session and
+  ``kwargs``, after letting kept campaigns go if ``generation`` (``campaigns.kept_generation``
+  of the web process) moved. A received file travels as its descriptor (``SCM_RIGHTS``) with
+  its name and size: the photo's bytes are never copied between the processes. A message
+  over ``MAX_MESSAGE`` is refused in the web process (``FormTooLarge``, 413).
 * worker → web ``(id, ok, value)``: the step's result, or the ``AggregatorError`` it raised
   (anything else is logged in the worker and becomes ``UploadStepFailed``, a 500).
 
@@ -24,8 +26,7 @@ counted in shared memory (``uploads_commit.Arrivals``), with no message at all.
 The worker starts with the first upload of an event loop (``spawn``: a fresh interpreter,
 which inherits no threads, locks or database connections of the web process) and again after
 it died; the calls it was running then fail with ``UploadsUnavailable`` (503, "please send
-again"). A campaign saved in the web process is let go of by the worker's kept copies before
-its next upload (``campaigns.kept_generation``). ``stop`` closes the socket: the worker
+again"). ``stop`` closes the socket: the worker
 finishes its steps and exits, as it does when the web process dies.
 """
 
@@ -52,7 +53,7 @@ from aggregator.services import campaigns
 from aggregator.services import uploads as up
 from aggregator.services.uploads_commit import Arrivals, committer_for
 from aggregator.services.uploads_problems import UploadsUnavailable
-from aggregator.services.uploads_stream import ReceivedFile, run_as_batch
+from aggregator.services.uploads_stream import ReceivedFile, UnsupportedBody, run_as_batch
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,13 @@ class UploadStepFailed(Exception):
     """A step failed in the worker with an unexpected error (a bug: 500, logged there)."""
 
 
+class FormTooLarge(UnsupportedBody):
+    """A form whose fields would not fit in one message to the worker (413); only a robot
+    sends one (a person's form is a few kilobytes), and the worker never sees it."""
+
+    status_code = 413
+
+
 class UploadWorker:
     """The web process's handle on its upload worker (one per application and event loop)."""
 
@@ -135,9 +143,8 @@ class UploadWorker:
                 kwargs[name] = await _hand_over(value, descriptors)
             elif isinstance(value, list) and value and isinstance(value[0], ReceivedFile):
                 kwargs[name] = [await _hand_over(file, descriptors) for file in value]
-        if step == "open":
-            kwargs["kept_generation"] = campaigns.kept_generation()
-        ok, value = await self._channel().call((step, kwargs), descriptors)
+        message = (step, kwargs, campaigns.kept_generation())
+        ok, value = await self._channel().call(message, descriptors)
         if not ok:
             raise value
         return value
@@ -232,10 +239,12 @@ class _Channel:
         ours.setblocking(False)
         return cls(loop, process, ours)
 
-    async def call(self, message: tuple[str, Any], descriptors: Sequence[int]) -> Any:
+    async def call(self, message: tuple[Any, ...], descriptors: Sequence[int]) -> Any:
         """Send ``(id, *message)`` with ``descriptors``; wait for the reply ``(ok, value)``."""
         ident = next(self._ids)
         data = pickle.dumps((ident, *message), protocol=pickle.HIGHEST_PROTOCOL)
+        if len(data) > MAX_MESSAGE:
+            raise FormTooLarge("The form's fields are too large to be read.")
         future = self._pending[ident] = self.loop.create_future()
         try:
             while True:
@@ -331,6 +340,8 @@ def serve(
     def reply(ident: int, ok: bool, value: Any) -> None:
         try:
             data = pickle.dumps((ident, ok, value), protocol=pickle.HIGHEST_PROTOCOL)
+            if len(data) > MAX_MESSAGE:
+                raise ValueError(f"{len(data)} bytes")
         except Exception as exc:  # an outcome that cannot travel is a bug, said as such
             log.exception("upload step %s: its outcome cannot be sent back", ident)
             data = pickle.dumps((ident, False, UploadStepFailed(repr(exc))))
@@ -340,14 +351,14 @@ def serve(
             except OSError:  # the web process is gone: nobody waits for this any more
                 pass
 
-    def run(ident: int, step: str, kwargs: dict[str, Any], files: list[ReceivedFile]) -> None:
+    def run(
+        ident: int, step: str, kwargs: dict[str, Any], seen: int, files: list[ReceivedFile]
+    ) -> None:
         fn, extras = STEPS[step]
         try:
-            if step == "open":
-                seen = kwargs.pop("kept_generation")
-                if seen != generation[0]:  # a campaign was saved in the web process
-                    campaigns.forget_kept()
-                    generation[0] = seen
+            if seen != generation[0]:  # a campaign was saved in the web process since
+                campaigns.forget_kept()
+                generation[0] = seen
             with Session(engine, expire_on_commit=False) as session:
                 value = fn(session=session, **kwargs, **{name: context[name] for name in extras})
         except AggregatorError as exc:
@@ -362,12 +373,14 @@ def serve(
                 file.release()
 
     with ThreadPoolExecutor(up.UPLOAD_THREADS, thread_name_prefix="upload-step") as pool:
-        for ident, step, kwargs, files in _requests(sock):
-            pool.submit(run, ident, step, kwargs, files)
+        for ident, step, kwargs, seen, files in _requests(sock):
+            pool.submit(run, ident, step, kwargs, seen, files)
     engine.dispose()
 
 
-def _requests(sock: socket.socket) -> Iterator[tuple[int, str, dict[str, Any], list[ReceivedFile]]]:
+def _requests(
+    sock: socket.socket,
+) -> Iterator[tuple[int, str, dict[str, Any], int, list[ReceivedFile]]]:
     """The calls arriving on ``sock``, with their files, until it closes."""
     while True:
         try:
@@ -376,7 +389,7 @@ def _requests(sock: socket.socket) -> Iterator[tuple[int, str, dict[str, Any], l
             return
         if not data:
             return
-        ident, step, kwargs = pickle.loads(data)
+        ident, step, kwargs, seen = pickle.loads(data)
         files: list[ReceivedFile] = []
         for name, value in kwargs.items():
             if isinstance(value, _SentFile):
@@ -385,4 +398,4 @@ def _requests(sock: socket.socket) -> Iterator[tuple[int, str, dict[str, Any], l
             elif isinstance(value, list) and value and isinstance(value[0], _SentFile):
                 kwargs[name] = [sent.receive(descriptors) for sent in value]
                 files.extend(kwargs[name])
-        yield ident, step, kwargs, files
+        yield ident, step, kwargs, seen, files

@@ -19,7 +19,7 @@ from aggregator.errors import AggregatorError, TooManyRequests
 from aggregator.models import CONSENT_SCOPES
 from aggregator.services import uploads as up
 from aggregator.services.uploads_stream import receive_form
-from aggregator.services.uploads_worker import SentForm
+from aggregator.services.uploads_worker import FormTooLarge, SentForm
 from aggregator.web.auth import client_ip
 from aggregator.web.routes.participate import app_settings, upload_worker
 
@@ -173,7 +173,7 @@ async def _create_submission(slug: str, request: Request) -> Response:
                 files=form.files,
                 alts=[alts[i] if i < len(alts) else "" for i in range(len(form.files))],
             )
-        except up.UploadsUnavailable as exc:
+        except (up.UploadsUnavailable, FormTooLarge) as exc:
             return _error(request, [up.problem_for(exc)], exc)
     if sent.receipt_token is None:
         return _error(request, list(sent.problems))

@@ -27,7 +27,7 @@ from aggregator.services import uploads as up
 from aggregator.services.campaigns import DEFAULT_CONSENT, get_campaign, localized
 from aggregator.services.poster import sign_text
 from aggregator.services.uploads_stream import ReceivedForm, mib, receive_form
-from aggregator.services.uploads_worker import SentForm, UploadWorker
+from aggregator.services.uploads_worker import FormTooLarge, SentForm, UploadWorker
 from aggregator.web.auth import client_ip
 from aggregator.web.csrf import check_csrf
 from aggregator.web.templating import gettext, render
@@ -275,7 +275,7 @@ async def _finish_submission(
             staged_alts={t: up.clean_alt(form.get(f"alt:{t}")) or shared_alt for t in tokens},
             keep_for=owner,
         )
-    except up.UploadsUnavailable as exc:
+    except (up.UploadsUnavailable, FormTooLarge) as exc:
         sent = SentForm(problems=(up.problem_for(exc),))
     if sent.receipt_token is None:
         return campaign_page_response(
