@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +22,7 @@ from aggregator.errors import AggregatorError, TooManyRequests
 from aggregator.services import uploads as up
 from aggregator.services.uploads_stream import UploadTooLarge
 from aggregator.services.uploads_worker import UploadWorker
+from tests.conftest import make_settings
 from tests.factories import make_campaign
 from tests.upload_support import app_client, counts, media_files, open_page, photo_jpeg, submit
 
@@ -41,15 +44,25 @@ def writes_blocked(database_url: str) -> Iterator[None]:
     engine.dispose()
 
 
-def running_call(worker: UploadWorker) -> Any:
-    """The worker channel with a call waiting for its reply (within 30 s), or None."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for channel in list(worker._channels.values()):
-            if channel._pending:
-                return channel
-        time.sleep(0.01)
-    return None
+def answered_while_the_worker_dies(
+    worker: UploadWorker, database_url: str, send: Callable[[], Any]
+) -> tuple[Any, Any]:
+    """Call ``send`` (an upload) in a thread, kill the worker once the upload waits for it
+    (its rate count blocked by ``writes_blocked``); the answer, and the process killed."""
+    answers: list[Any] = []
+    with writes_blocked(database_url):
+        sending = threading.Thread(target=lambda: answers.append(send()))
+        sending.start()
+        deadline = time.monotonic() + 30
+        waiting = []
+        while not waiting and time.monotonic() < deadline:
+            waiting = [c for c in list(worker._channels.values()) if c._pending]
+            time.sleep(0.01)
+        assert waiting, "the upload never reached the worker"
+        waiting[0].process.kill()  # as if the worker crashed while the upload waited for it
+        sending.join(timeout=30)
+    assert not sending.is_alive()
+    return answers[0], waiting[0].process
 
 
 def test_an_upload_whose_worker_stops_is_refused_in_the_visitors_language_and_the_next_is_stored(
@@ -67,21 +80,13 @@ def test_an_upload_whose_worker_stops_is_refused_in_the_visitors_language_and_th
         [writer] = [t for t in threading.enumerate() if t.name == "upload-writer"]
         for tid in (channel.process.pid, writer.native_id):
             assert os.sched_getscheduler(tid) == os.SCHED_BATCH
-        answers: list[Any] = []
-        with writes_blocked(database_url):
-            sending = threading.Thread(
-                target=lambda: answers.append(
-                    submit(client, campaign.slug, files=[("b.jpg", photo_jpeg(2), "image/jpeg")])
-                )
-            )
-            sending.start()
-            channel = running_call(worker)
-            assert channel is not None, "the upload never reached the worker"
-            first_process = channel.process
-            first_process.kill()  # as if the worker crashed while the upload waited for it
-            sending.join(timeout=30)
-        assert not sending.is_alive() and answers[0].status_code == 503
-        assert "Сейчас мы не смогли принять ваши фотографии" in answers[0].text
+        answer, first_process = answered_while_the_worker_dies(
+            worker,
+            database_url,
+            lambda: submit(client, campaign.slug, files=[("b.jpg", photo_jpeg(2), "image/jpeg")]),
+        )
+        assert answer.status_code == 503
+        assert "Сейчас мы не смогли принять ваши фотографии" in answer.text
         assert counts(session) == (1, 1, 0)
         assert len(media_files(settings)) == files_of_one  # nothing of it stored
         again = submit(client, campaign.slug, files=[("b.jpg", photo_jpeg(2), "image/jpeg")])
@@ -99,27 +104,18 @@ def test_the_api_says_the_worker_stopped_in_json(
     campaign = make_campaign(session)
     with app_client(tmp_path, database_url) as (client, _settings):
         worker: UploadWorker = client.app.state.upload_worker  # type: ignore[attr-defined]
-        answers: list[Any] = []
-
-        def send() -> None:
-            answers.append(
-                client.post(
-                    f"/api/v1/campaigns/{campaign.slug}/submissions",
-                    files=[("photos", ("c.jpg", photo_jpeg(3), "image/jpeg"))],
-                    data={"consent": "projection"},
-                    headers={"Accept-Language": "kk"},
-                )
-            )
-
-        with writes_blocked(database_url):
-            sending = threading.Thread(target=send)
-            sending.start()
-            channel = running_call(worker)
-            assert channel is not None
-            channel.process.kill()
-            sending.join(timeout=30)
-        assert answers[0].status_code == 503
-        error = answers[0].json()["error"]
+        answer, _process = answered_while_the_worker_dies(
+            worker,
+            database_url,
+            lambda: client.post(
+                f"/api/v1/campaigns/{campaign.slug}/submissions",
+                files=[("photos", ("c.jpg", photo_jpeg(3), "image/jpeg"))],
+                data={"consent": "projection"},
+                headers={"Accept-Language": "kk"},
+            ),
+        )
+        assert answer.status_code == 503
+        error = answer.json()["error"]
         assert error["code"] == "uploads_unavailable"
         assert error["message"].startswith("Қазір фотосуреттеріңізді қабылдай алмадық")
     assert counts(session) == (0, 0, 0)
@@ -161,3 +157,31 @@ def test_a_form_too_large_for_the_worker_is_refused_and_the_worker_keeps_serving
         assert fine.status_code == 303
         assert list(worker._channels.values()) == [channel] and not channel.dead
     assert counts(session) == (1, 1, 0)
+
+
+@pytest.mark.anyio
+async def test_calls_wait_for_room_while_the_worker_is_behind(
+    tmp_path: Path, database_url: str, session: Session
+) -> None:
+    """With the worker paused, the calls fill the socket's buffer; the rest wait for room
+    (not failing, not blocking the event loop) and all are answered once it runs again."""
+    campaign = make_campaign(session)
+    worker = UploadWorker(make_settings(tmp_path, database_url, upload_rate_limit=10**6))
+    try:
+        languages = tuple(campaign.languages)
+        assert await worker.call("open", slug=campaign.slug, ip="192.0.2.1") == languages
+        [channel] = worker._channels.values()
+        os.kill(channel.process.pid, signal.SIGSTOP)
+        calls = [
+            asyncio.ensure_future(worker.call("open", slug=campaign.slug, ip=f"192.0.2.{n % 250}"))
+            for n in range(3000)
+        ]
+        deadline = time.monotonic() + 30
+        while channel._room is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # the loop keeps running meanwhile
+        assert channel._room is not None and not channel._room.done()  # the buffer is full
+        os.kill(channel.process.pid, signal.SIGCONT)
+        answers = await asyncio.wait_for(asyncio.gather(*calls), 120)
+        assert answers == [languages] * len(calls) and not channel.dead
+    finally:
+        worker.stop()

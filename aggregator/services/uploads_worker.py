@@ -215,6 +215,7 @@ class _Channel:
         self.dead = False
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[tuple[bool, Any]]] = {}
+        self._room: asyncio.Future[None] | None = None  # set while a call waits to send
         loop.add_reader(sock.fileno(), self._receive)
 
     @classmethod
@@ -270,15 +271,15 @@ class _Channel:
             self.process.join()
 
     def _writable(self) -> asyncio.Future[None]:
-        ready: asyncio.Future[None] = self.loop.create_future()
+        if self._room is None or self._room.done():
+            self._room = self.loop.create_future()
+            self.loop.add_writer(self.sock.fileno(), self._on_room)
+        return self._room
 
-        def on_writable() -> None:
-            self.loop.remove_writer(self.sock.fileno())
-            if not ready.done():
-                ready.set_result(None)
-
-        self.loop.add_writer(self.sock.fileno(), on_writable)
-        return ready
+    def _on_room(self) -> None:
+        self.loop.remove_writer(self.sock.fileno())
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
 
     def _receive(self) -> None:
         while True:
@@ -305,7 +306,10 @@ class _Channel:
             log.warning("upload worker unreachable (%s); the next upload starts another", error)
         if not self.loop.is_closed():
             self.loop.remove_reader(self.sock.fileno())
+            self.loop.remove_writer(self.sock.fileno())
         self.sock.close()
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)  # the call waiting to send sees the worker gone
         gone = UploadsUnavailable("The upload service stopped.")
         for future in self._pending.values():
             if not future.done():
