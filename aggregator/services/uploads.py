@@ -11,6 +11,8 @@ Design (two paths, one result):
   processed in turn, and if any is refused nothing is stored and the page names the file.
 
 Both end in ``store_submission`` → ``services.ingest`` (receipt token, moderation queue).
+The web process only receives the photos: the steps here that write (``open_upload``'s rate
+count, ``process_and_stage``, ``finish_form``) run in the upload worker (``uploads_worker``).
 Staged photos never sent are deleted by ``sweep_staged`` (run on every staging and by the
 maintenance job). Rate limits: ``upload_rate_limit`` submissions per window per IP (IPv6 per
 /64); staged photos have their own bucket of ``upload_rate_limit × upload_max_files``.

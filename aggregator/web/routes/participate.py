@@ -50,7 +50,8 @@ def upload_worker(request: Request) -> UploadWorker:
 
 
 async def in_session(request: Request, fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run ``fn(session=..., **kwargs)`` in a worker thread with its own short session."""
+    """Run ``fn(session=..., **kwargs)`` in a worker thread with its own short session (an
+    upload takes seconds: a session held across it would hold a pooled connection)."""
 
     def call() -> T:
         with request_session(request) as session:
