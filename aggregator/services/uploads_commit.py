@@ -3,23 +3,22 @@
 Under many concurrent uploads, fair bandwidth sharing makes them finish streaming together,
 and each then had its own write transaction, in turn on SQLite's single writer. Most of a
 transaction's cost is fixed (the campaign's rules, its recent image hashes, a multi-row
-INSERT, a flush, the commit and its fsync), and it is CPU time that the uploads still
-arriving compete for (it runs in the upload worker, ``uploads_worker``, beside the web
-process that receives them). ``ingest_page`` stores many
-items for about the cost of one (measured, 1,600×1,200 photo: 5.5 ms CPU for one, 1.3 ms
-each for eight), so submissions are written in groups:
+INSERT, a flush, the commit and its fsync), CPU time that the uploads still arriving compete
+for (it runs in the upload worker, ``uploads_worker``, beside the web process receiving
+them). ``ingest_page`` stores many items for about the cost of one (measured, 1,600×1,200
+photo: 5.5 ms CPU for one, 1.3 ms each for eight), so submissions are written in groups:
 
 * each submission is queued, then its thread waits for the turn (one group at a time per
   process; on SQLite the group also takes ``uploads_staging.write_lock``);
 * whoever gets the turn writes *everything* queued so far in one transaction (the leader),
   and the others find their result ready when they get the turn (followers): no extra
   thread, no trip through the event loop;
-* while other uploads are still on their way (``arrive``d, their photos streaming in, being
-  processed or written, but not queued yet; the web process tells the upload worker, in
-  which this runs, of each arrival and answer: ``uploads_worker``), the leader
-  waits for them, at most ``LINGER_SECONDS``, rather than leave them groups of their own:
-  the wait is what makes the groups big enough to be cheap (like PostgreSQL's
-  ``commit_delay``). A lone upload, and a caller outside the web (a bulk import), never waits.
+* while other uploads are still on their way (arrived, their photos streaming in, being
+  processed or written, but not queued yet; ``Arrivals``, counted by the web process in
+  memory it shares with the upload worker, where this runs), the leader waits for them, at
+  most ``LINGER_SECONDS``, rather than leave them groups of their own: the wait is what
+  makes the groups big enough to be cheap (like PostgreSQL's ``commit_delay``). A lone
+  upload, and a caller outside the web (a bulk import), never waits.
 
 All or nothing holds per submission: if a group's transaction fails it is rolled back and
 its submissions are written again one by one, so one bad submission fails alone and every
