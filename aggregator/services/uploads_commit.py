@@ -29,7 +29,7 @@ outside any transaction, as before: a crash leaves files no row refers to, which
 
 from __future__ import annotations
 
-import multiprocessing
+import ctypes
 import threading
 import time
 import weakref
@@ -152,14 +152,14 @@ def _expected(job: Job) -> list[tuple[bytes, str]]:
 class Arrivals:
     """How many uploads are on their way: arrived, and not answered yet.
 
-    The count lives in shared memory, so that the web process, where uploads arrive, counts
-    them without a message, and the upload worker, where the group commit waits for them,
-    reads it (``uploads_worker`` hands it over when it starts the worker). Counted from any
-    thread of a process; the lock is only held for an addition.
+    ``shared`` holds the count: by default a plain number of this process; the upload worker
+    gives a ``multiprocessing.RawValue`` instead, so that the web process, where uploads
+    arrive, counts them without a message, and the worker, where the group commit waits for
+    them, reads it. Counted from any thread; the lock is only held for an addition.
     """
 
     def __init__(self, shared: Any = None) -> None:
-        self.shared = shared if shared is not None else multiprocessing.RawValue("l", 0)
+        self.shared = shared if shared is not None else ctypes.c_long(0)
         self._lock = threading.Lock()
 
     @property

@@ -129,7 +129,7 @@ class UploadWorker:
     def __init__(self, settings: Settings) -> None:
         up.tune_allocator()  # for the buffers of the uploads this process receives
         self._settings = settings
-        self._arrivals = Arrivals()
+        self._arrivals = Arrivals(multiprocessing.RawValue("l", 0))  # shared with the worker
         self._guard = threading.Lock()
         self._channels: dict[asyncio.AbstractEventLoop, _Channel] = {}
 
@@ -339,7 +339,7 @@ def serve(
         "gate": threading.BoundedSemaphore(up.PROCESSING_CONCURRENCY),
     }
     sending = threading.Lock()
-    generation: list[int | None] = [None]
+    generation: int | None = None  # the web process's kept_generation last seen
 
     def reply(ident: int, ok: bool, value: Any) -> None:
         try:
@@ -358,11 +358,12 @@ def serve(
     def run(
         ident: int, step: str, kwargs: dict[str, Any], seen: int, files: list[ReceivedFile]
     ) -> None:
+        nonlocal generation
         fn, extras = STEPS[step]
         try:
-            if seen != generation[0]:  # a campaign was saved in the web process since
+            if seen != generation:  # a campaign was saved in the web process since
                 campaigns.forget_kept()
-                generation[0] = seen
+                generation = seen
             with Session(engine, expire_on_commit=False) as session:
                 value = fn(session=session, **kwargs, **{name: context[name] for name in extras})
         except AggregatorError as exc:

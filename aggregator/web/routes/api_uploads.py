@@ -19,9 +19,8 @@ from aggregator.errors import AggregatorError, TooManyRequests
 from aggregator.models import CONSENT_SCOPES
 from aggregator.services import uploads as up
 from aggregator.services.uploads_stream import receive_form
-from aggregator.services.uploads_worker import FormTooLarge, SentForm
 from aggregator.web.auth import client_ip
-from aggregator.web.routes.participate import app_settings, upload_worker
+from aggregator.web.routes.participate import app_settings, send_form, upload_worker
 
 router = APIRouter(prefix="/api/v1", tags=["uploads"])
 
@@ -164,17 +163,14 @@ async def _create_submission(slug: str, request: Request) -> Response:
             default_language=request.state.lang,
         )
         alts = [up.clean_alt(alt) for alt in form.getlist("alt")]
-        try:
-            sent: SentForm = await upload_worker(request).call(
-                "store",
-                slug=slug,
-                fields=fields,
-                problems=problems,
-                files=form.files,
-                alts=[alts[i] if i < len(alts) else "" for i in range(len(form.files))],
-            )
-        except (up.UploadsUnavailable, FormTooLarge) as exc:
-            return _error(request, [up.problem_for(exc)], exc)
+        sent = await send_form(
+            request,
+            slug,
+            fields=fields,
+            problems=problems,
+            files=form.files,
+            alts=[alts[i] if i < len(alts) else "" for i in range(len(form.files))],
+        )
     if sent.receipt_token is None:
         return _error(request, list(sent.problems))
     receipt_path = request.url_for("receipt", token=sent.receipt_token).path

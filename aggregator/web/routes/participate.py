@@ -49,6 +49,16 @@ def upload_worker(request: Request) -> UploadWorker:
     return worker
 
 
+async def send_form(request: Request, slug: str, **kwargs: Any) -> SentForm:
+    """The worker's ``store`` step for a received form; the worker stopping, or a form too
+    large to reach it, comes back as a refused form (``SentForm.problems``)."""
+    try:
+        sent: SentForm = await upload_worker(request).call("store", slug=slug, **kwargs)
+    except (up.UploadsUnavailable, FormTooLarge) as exc:
+        return SentForm(problems=(up.problem_for(exc),))
+    return sent
+
+
 async def in_session(request: Request, fn: Callable[..., T], /, **kwargs: Any) -> T:
     """Run ``fn(session=..., **kwargs)`` in a worker thread with its own short session (an
     upload takes seconds: a session held across it would hold a pooled connection)."""
@@ -264,20 +274,17 @@ async def _finish_submission(
     )
     tokens = form.getlist("staged")
     shared_alt = up.clean_alt(form.get("alt"))
-    try:
-        sent: SentForm = await upload_worker(request).call(
-            "store",
-            slug=slug,
-            fields=fields,
-            problems=problems,
-            files=form.files,
-            alts=[shared_alt] * len(form.files),
-            tokens=tokens,
-            staged_alts={t: up.clean_alt(form.get(f"alt:{t}")) or shared_alt for t in tokens},
-            keep_for=owner,
-        )
-    except (up.UploadsUnavailable, FormTooLarge) as exc:
-        sent = SentForm(problems=(up.problem_for(exc),))
+    sent = await send_form(
+        request,
+        slug,
+        fields=fields,
+        problems=problems,
+        files=form.files,
+        alts=[shared_alt] * len(form.files),
+        tokens=tokens,
+        staged_alts={t: up.clean_alt(form.get(f"alt:{t}")) or shared_alt for t in tokens},
+        keep_for=owner,
+    )
     if sent.receipt_token is None:
         return campaign_page_response(
             request,
